@@ -1,0 +1,3 @@
+"""Tabular MDPs with exact dynamics (placeholder: filled in by the tabular work)."""
+
+TABULAR_ENTRIES: tuple = ()
