@@ -2,8 +2,9 @@
 
 Model-based algorithms need the environment's reward and termination as functions of
 (obs, action, next_obs). Each registered env id has a ``Task`` factory in the env registry
-(``mbrl_bench.envs.registration``); get one with ``mbrl_bench.get_task(env_id, **env_kwargs)``. The functions are pure JAX, act on the last axis and broadcast over
-any leading batch dimensions, so they jit, vmap and run inside model rollouts.
+(``mbrl_bench.envs.registration``); get one with ``mbrl_bench.get_task(env_id, **env_kwargs)``.
+The functions are pure JAX, act on the last axis and broadcast over any leading batch dimensions, so
+they jit, vmap and run inside model rollouts.
 """
 
 from __future__ import annotations

@@ -47,8 +47,9 @@ def test_distractors_leave_cartpole_dims_unchanged_and_are_seeded(kind):
 
 
 def _distractor_series(kind, scale, steps=4000, n=8):
-    env = gym.make(ENV_ID, num_distractors=n, distractor=kind, distractor_scale=scale,
-                   max_episode_steps=steps + 1).unwrapped
+    env = gym.make(
+        ENV_ID, num_distractors=n, distractor=kind, distractor_scale=scale, max_episode_steps=steps + 1
+    ).unwrapped
     obs, _ = env.reset(seed=0)
     series = [obs[4:]]
     for _ in range(steps):
@@ -94,7 +95,10 @@ def test_observation_space_states_unbounded_distractors():
     [
         ({"num_distractors": -1}, "num_distractors must be an integer >= 0, got -1"),
         ({"num_distractors": 2.5}, "num_distractors must be an integer >= 0, got 2.5"),
-        ({"distractor": "uniform"}, "unknown distractor kind 'uniform'; valid kinds: gaussian, random_walk, linear"),
+        (
+            {"distractor": "uniform"},
+            "unknown distractor kind 'uniform'; valid kinds: gaussian, random_walk, linear",
+        ),
         ({"distractor_scale": 0.0}, "distractor_scale must be a finite number > 0, got 0.0"),
         ({"distractor_scale": -1}, "distractor_scale must be a finite number > 0, got -1"),
     ],

@@ -46,8 +46,10 @@ class DistractorSpec:
                 f"unknown distractor kind {self.kind!r}; valid kinds: {', '.join(DISTRACTOR_KINDS)}"
             )
         scale = self.scale
-        if isinstance(scale, bool) or not isinstance(scale, int | float | np.number) or not (
-            np.isfinite(scale) and scale > 0
+        if (
+            isinstance(scale, bool)
+            or not isinstance(scale, int | float | np.number)
+            or not (np.isfinite(scale) and scale > 0)
         ):
             raise ValueError(f"distractor_scale must be a finite number > 0, got {scale!r}")
         object.__setattr__(self, "num_distractors", int(n))
@@ -162,7 +164,11 @@ class AppendDistractors(gym.Wrapper):
     _SALT = 0x5EED
 
     def __init__(
-        self, env: gym.Env, num_distractors: int = 10, distractor: str = "gaussian", distractor_scale: float = 1.0
+        self,
+        env: gym.Env,
+        num_distractors: int = 10,
+        distractor: str = "gaussian",
+        distractor_scale: float = 1.0,
     ) -> None:
         super().__init__(env)
         self.distractor_spec = DistractorSpec(num_distractors, distractor, distractor_scale)

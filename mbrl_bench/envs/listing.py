@@ -33,8 +33,13 @@ def describe_envs() -> list[EnvRow]:
     for e in all_entries():
         env = gym.make(e.env_id)
         rows.append(
-            EnvRow(e.env_id, _space(env.observation_space), _space(env.action_space), e.max_episode_steps,
-                   e.description)
+            EnvRow(
+                e.env_id,
+                _space(env.observation_space),
+                _space(env.action_space),
+                e.max_episode_steps,
+                e.description,
+            )
         )
         env.close()
     return rows

@@ -122,5 +122,3 @@ def register_all() -> None:
             max_episode_steps=e.max_episode_steps,
             kwargs=dict(e.kwargs),
         )
-
-
