@@ -26,7 +26,10 @@ DISTRACTOR_KINDS: tuple[str, ...] = ("gaussian", "random_walk", "linear")
 LINEAR_RHO = 0.95
 """Spectral radius of the ``linear`` distractor's transition matrix."""
 NOISE_BLOCK = 256
-"""Steps of distractor noise drawn at once: one RNG call per block keeps the per-step cost tiny."""
+"""Most steps of distractor noise drawn at once: one RNG call per block keeps the per-step cost tiny."""
+FIRST_NOISE_BLOCK = 8
+"""Steps in the first block after a seeded reset; blocks then double up to ``NOISE_BLOCK``, so envs
+reseeded every episode (22 steps under a random CartPole policy) don't pay for a whole block each."""
 
 
 @dataclass(frozen=True)
@@ -81,33 +84,45 @@ def linear_transition_matrix(num_distractors: int, rho: float = LINEAR_RHO) -> n
 
 
 class DistractorProcess:
-    """NumPy distractor process drawing from a caller-supplied generator (the env's ``np_random``)."""
+    """NumPy distractor process drawing from a caller-supplied generator (the env's ``np_random``).
+
+    Noise is drawn in blocks, ``FIRST_NOISE_BLOCK`` steps after a drop, doubling up to ``NOISE_BLOCK``.
+    A reset drops the rest of the block only when the generator was just reseeded (so a seeded episode
+    depends on its seed alone); otherwise the next episode goes on using it, which keeps the per-step
+    cost of short episodes low.
+    """
 
     def __init__(self, spec: DistractorSpec) -> None:
         self.spec = spec
         n = spec.num_distractors
+        self._kind = spec.kind
         self._matrix_t = linear_transition_matrix(n).T if spec.kind == "linear" else None
         self._noise = np.empty((0, n))
         self._cursor = 0
+        self._block_len = FIRST_NOISE_BLOCK
         self.value = np.zeros(n)
 
-    def reset(self, rng: np.random.Generator) -> np.ndarray:
-        """Draw the initial distractor values; drops noise drawn in the previous episode."""
-        self._noise = np.empty((0, self.spec.num_distractors))
-        self._cursor = 0
+    def reset(self, rng: np.random.Generator, *, reseeded: bool = True) -> np.ndarray:
+        """Draw the initial distractor values; if ``reseeded``, drop noise drawn before."""
+        if reseeded:
+            self._noise = np.empty((0, self.spec.num_distractors))
+            self._cursor = 0
+            self._block_len = FIRST_NOISE_BLOCK
         self.value = rng.normal(0.0, self.spec.scale, size=self.spec.num_distractors)
         return self.value
 
     def step(self, rng: np.random.Generator) -> np.ndarray:
         """Advance one step and return the new values."""
         if self._cursor == len(self._noise):
-            self._noise = rng.normal(0.0, self.spec.noise_std, size=(NOISE_BLOCK, self.spec.num_distractors))
+            shape = (self._block_len, self.spec.num_distractors)
+            self._noise = rng.normal(0.0, self.spec.noise_std, size=shape)
+            self._block_len = min(2 * self._block_len, NOISE_BLOCK)
             self._cursor = 0
         noise = self._noise[self._cursor]
         self._cursor += 1
-        if self.spec.kind == "gaussian":
+        if self._kind == "gaussian":
             self.value = noise
-        elif self.spec.kind == "random_walk":
+        elif self._kind == "random_walk":
             self.value = self.value + noise
         else:
             self.value = self.value @ self._matrix_t + noise
@@ -137,21 +152,24 @@ class DistractorMixin:
         self._distractors = DistractorProcess(spec)
         self.base_obs_dim = int(self.observation_space.shape[0])
         self.observation_space = _extended_box(self.observation_space, spec.num_distractors)
+        self._obs_shape, self._obs_dtype = self.observation_space.shape, self.observation_space.dtype
 
     def _append(self, obs: np.ndarray, distractors: np.ndarray) -> np.ndarray:
-        out = np.empty(self.observation_space.shape, dtype=self.observation_space.dtype)
+        out = np.empty(self._obs_shape, dtype=self._obs_dtype)
         out[: self.base_obs_dim] = obs
         out[self.base_obs_dim :] = distractors
         return out
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         obs, info = super().reset(seed=seed, options=options)
-        return self._append(obs, self._distractors.reset(self.np_random)), info
+        return self._append(obs, self._distractors.reset(self.np_random, reseeded=seed is not None)), info
 
     def step(self, action):
         obs, reward, terminated, truncated, info = super().step(action)
-        obs = self._append(obs, self._distractors.step(self.np_random))
-        return obs, reward, terminated, truncated, info
+        out = np.empty(self._obs_shape, dtype=self._obs_dtype)  # ``_append`` inlined: the hot path
+        out[: self.base_obs_dim] = obs
+        out[self.base_obs_dim :] = self._distractors.step(self.np_random)
+        return out, reward, terminated, truncated, info
 
 
 class AppendDistractors(gym.Wrapper):
@@ -181,7 +199,7 @@ class AppendDistractors(gym.Wrapper):
         obs, info = self.env.reset(seed=seed, options=options)
         if seed is not None:
             self._rng = np.random.default_rng([seed, self._SALT])
-        return self._with(obs, self._distractors.reset(self._rng)), info
+        return self._with(obs, self._distractors.reset(self._rng, reseeded=seed is not None)), info
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
