@@ -1,0 +1,308 @@
+"""OMD and MLE in the tabular case: the model-misspecification study of OMD's official notebook.
+
+What is exact and what is learned (as in the official ``tabular.ipynb``):
+
+- The model theta = (L, R_hat) is learned: P_hat(.|s,a) = softmax(L[s,a,:] / tau), R_hat a table, both
+  initialised uniform(0, 1). Its capacity is restricted by projected Adam: after every Adam step the
+  vector (L / tau, R_hat) is projected onto the L2 ball of radius ``norm_bound`` (both methods).
+- The inner problem is solved exactly: Q* = B^theta Q* by soft value iteration to a tolerance
+  (``mbrl_bench.envs.dp``), warm-started from the previous Q*.
+- The objectives use the TRUE MDP, not samples: OMD maximises the exact J(pi) = mu . V^pi of
+  pi = softmax(Q*(theta) / tau) by policy evaluation on the true P, R; MLE minimises
+  mean_{s,a}(R_hat - R)^2 + mean_{s,a} KL(P(.|s,a) || P_hat(.|s,a)). No transitions are sampled.
+- OMD's gradient is the implicit one through Q*(theta) (``baselines.implicit``); by default ``exact``
+  (dense solve of the fixed-point adjoint), the notebook's fax ``two_phase_solve`` run to tolerance.
+
+``tabular_study_point`` runs one (method, norm bound, seed) point and returns its J(pi) curve; it is
+pure, so ``tabular_study`` jits and vmaps it over a grid of bounds x seeds. Run it under
+``jax.enable_x64(True)`` for the notebook's float64 (temperature 0.01 makes float32 logits coarse).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.scipy.special import xlogy
+from mbrl_bench.baselines.implicit import InverseConfig, implicit_root
+
+from mbrl_bench.envs import dp
+from mbrl_bench.envs.tabular import TabularMDP
+from mbrl_bench.models.capacity import project_l2_ball
+
+TABULAR_METHODS: tuple[str, ...] = ("omd", "mle")
+"""The model losses of the tabular study: OMD (maximise J through Q*) and MLE (reward MSE + KL)."""
+
+
+@dataclass(frozen=True)
+class TabularConfig:
+    """Hyperparameters of the tabular OMD/MLE study."""
+
+    temperature: float = 0.01
+    """tau of both softmax(Q/tau) (policy, soft Bellman) and softmax(L/tau) (model); official notebook."""
+    learning_rate: float = 0.01
+    """Adam step size on theta = (L, R_hat); official notebook (``lr_func = 0.01``)."""
+    inner_tol: float = 1e-9
+    """Soft value iteration stops once ||Q - Q*||_inf <= inner_tol (ours: 'to convergence' in float64)."""
+    inner_max_iter: int = 10_000
+    """Cap on soft value-iteration sweeps per outer step (ours; warm starts need a few dozen)."""
+    inverse: str = "exact"
+    """identity | cg | neumann | exact; exact = the notebook's fixed-point adjoint run to tolerance."""
+    neumann_terms: int = 200
+    """Neumann terms when inverse = neumann (ours: gamma^200 ~ 7e-10 at gamma = 0.9, i.e. exact)."""
+    cg_maxiter: int = 100
+    """CG iteration cap when inverse = cg; 100 as the official cartpole code."""
+    cg_damping: float = 1e-5
+    """CG damping when inverse = cg; 1e-5 as the official cartpole code."""
+    inner_noise_std: float = 0.0
+    """Std of Gaussian noise added to Q* before the objective (the notebook's noisy-inner-solution study)."""
+
+    def inverse_config(self) -> InverseConfig:
+        """The implicit-gradient settings (raises ValueError for an unknown ``inverse``)."""
+        return InverseConfig(
+            kind=self.inverse,
+            damping=self.cg_damping,
+            maxiter=self.cg_maxiter,
+            neumann_terms=self.neumann_terms,
+            neumann_step=1.0,
+        )
+
+
+class TabularModel(NamedTuple):
+    """theta: transition logits L[s, a, s'] (P_hat = softmax(L / tau)) and the reward table R_hat[s, a]."""
+
+    logits: jax.Array
+    reward: jax.Array
+
+
+class MDPArrays(NamedTuple):
+    """A TabularMDP as JAX arrays (so one jitted study serves every MDP of the same shape)."""
+
+    P: jax.Array
+    R: jax.Array
+    gamma: jax.Array
+    mu: jax.Array
+
+
+class TabularStudyResult(NamedTuple):
+    """One study point's outcome (leading axes added by ``tabular_study``'s vmap)."""
+
+    returns: jax.Array
+    """J(pi_k) on the true MDP for the model after k = 0..iterations updates, shape (iterations + 1,)."""
+    model: TabularModel
+    """The final model."""
+    q: jax.Array
+    """Q* of the final model, shape (n_states, n_actions)."""
+    mle_loss: jax.Array
+    """The final model's MLE loss (reward MSE + mean KL): how likely it makes the true dynamics."""
+    bellman_error: jax.Array
+    """mean (B^true Q* - Q*)^2 at the final Q*: how far the model's Q* is from the true soft Q*."""
+    param_norm: jax.Array
+    """||(L / tau, R_hat)||, the norm the bound restricts."""
+
+
+def mdp_arrays(mdp: TabularMDP) -> MDPArrays:
+    """The MDP's arrays in JAX's default float dtype (float64 under ``jax.enable_x64(True)``)."""
+    dtype = jnp.result_type(float)
+    return MDPArrays(
+        jnp.asarray(mdp.P, dtype),
+        jnp.asarray(mdp.R, dtype),
+        jnp.asarray(mdp.gamma, dtype),
+        jnp.asarray(mdp.mu, dtype),
+    )
+
+
+def model_dynamics(model: TabularModel, temperature: float) -> tuple[jax.Array, jax.Array]:
+    """(P_hat, R_hat) of a model: P_hat = softmax(L / tau) over next states."""
+    return jax.nn.softmax(model.logits / temperature, axis=-1), model.reward
+
+
+def init_model(
+    key: jax.Array, n_states: int, n_actions: int, dtype: jnp.dtype
+) -> tuple[jax.Array, TabularModel]:
+    """Initial Q table and model, all uniform(0, 1) as the notebook (L drawn action-first, transposed)."""
+    k_q, k_l, k_r = jax.random.split(key, 3)
+    q0 = jax.random.uniform(k_q, (n_states, n_actions), dtype)
+    logits = jax.random.uniform(k_l, (n_actions, n_states, n_states), dtype).transpose(1, 0, 2)
+    return q0, TabularModel(logits, jax.random.uniform(k_r, (n_states, n_actions), dtype))
+
+
+def model_norm(model: TabularModel, temperature: float) -> jax.Array:
+    """||(L / tau, R_hat)||_2, the quantity the notebook's projected Adam bounds."""
+    return optax.tree.norm((model.logits / temperature, model.reward))
+
+
+def project_model(model: TabularModel, norm_bound: jax.Array, temperature: float) -> TabularModel:
+    """Project (L / tau, R_hat) onto the L2 ball of radius ``norm_bound`` (the notebook's ``padam``)."""
+    scaled, reward = project_l2_ball((model.logits / temperature, model.reward), norm_bound)
+    return TabularModel(scaled * temperature, reward)
+
+
+def mle_loss(model: TabularModel, mdp: MDPArrays, temperature: float) -> jax.Array:
+    """mean_{s,a} (R_hat - R)^2 + mean_{s,a} KL(P(.|s,a) || P_hat(.|s,a)), the notebook's MLE objective."""
+    log_p_hat = jax.nn.log_softmax(model.logits / temperature, axis=-1)
+    kl = jnp.sum(xlogy(mdp.P, mdp.P) - mdp.P * log_p_hat, axis=-1)
+    return jnp.mean((model.reward - mdp.R) ** 2) + jnp.mean(kl)
+
+
+def true_return(q: jax.Array, mdp: MDPArrays, temperature: float) -> jax.Array:
+    """J(softmax(Q / tau)) on the true MDP by exact policy evaluation."""
+    return dp.expected_return(mdp.P, mdp.R, mdp.gamma, mdp.mu, dp.softmax_policy(q, temperature))
+
+
+def true_bellman_error(q: jax.Array, mdp: MDPArrays, temperature: float) -> jax.Array:
+    """mean (B^true Q - Q)^2 with the true soft Bellman operator (the notebook's ``objective_bellman``)."""
+    return jnp.mean((dp.soft_bellman(q, mdp.P, mdp.R, mdp.gamma, temperature) - q) ** 2)
+
+
+def make_q_star(config: TabularConfig, gamma: jax.Array) -> Callable[[jax.Array, TabularModel], jax.Array]:
+    """``q_star(q_init, model) -> Q*(model)``, differentiable in the model by the implicit function theorem.
+
+    The root is F(Q, theta) = Q - B^theta Q (A = I - dB/dQ is not symmetric, so CG runs on the normal
+    equations); the forward pass is soft value iteration warm-started at ``q_init``.
+    """
+    tau = config.temperature
+
+    def solver(q0: jax.Array, model: TabularModel, aux: None) -> tuple[jax.Array, None]:
+        p_hat, r_hat = model_dynamics(model, tau)
+        sol = dp.soft_value_iteration(
+            p_hat, r_hat, gamma, tau, tol=config.inner_tol, max_iter=config.inner_max_iter, q_init=q0
+        )
+        return sol.q, None
+
+    def residual(q: jax.Array, model: TabularModel, aux: None, extras: None) -> jax.Array:
+        p_hat, r_hat = model_dynamics(model, tau)
+        return q - dp.soft_bellman(q, p_hat, r_hat, gamma, tau)
+
+    root = implicit_root(solver, residual, config.inverse_config(), symmetric=False)
+    return lambda q_init, model: root(q_init, model, None)[0]
+
+
+def omd_objective(
+    model: TabularModel, q_init: jax.Array, mdp: MDPArrays, config: TabularConfig, noise_key: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """(-J(pi_{Q*(theta)}), Q*): OMD's loss, differentiable in theta through the implicit Q*."""
+    q = make_q_star(config, mdp.gamma)(q_init, model)
+    q = q + config.inner_noise_std * jax.random.normal(noise_key, q.shape, q.dtype)
+    return -true_return(q, mdp, config.temperature), q
+
+
+def _study_point(
+    mdp: MDPArrays,
+    method: str,
+    norm_bound: jax.Array,
+    seed: jax.Array,
+    iterations: int,
+    config: TabularConfig,
+) -> TabularStudyResult:
+    tau = config.temperature
+    n_states, n_actions = mdp.R.shape
+    q0, model0 = init_model(jax.random.PRNGKey(seed), n_states, n_actions, mdp.R.dtype)
+    optimizer = optax.adam(config.learning_rate)
+    solve = make_q_star(config, mdp.gamma)
+    noise_keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1), iterations + 1)
+
+    def step(
+        carry: tuple[TabularModel, optax.OptState, jax.Array], key: jax.Array
+    ) -> tuple[tuple, jax.Array]:
+        model, opt_state, q_warm = carry
+        if method == "omd":
+            (neg_j, q), grads = jax.value_and_grad(omd_objective, has_aux=True)(
+                model, q_warm, mdp, config, key
+            )
+            ret = -neg_j
+        else:
+            grads = jax.grad(mle_loss)(model, mdp, tau)
+            q = solve(q_warm, model)
+            ret = true_return(q, mdp, tau)
+        updates, opt_state = optimizer.update(grads, opt_state, model)
+        model = project_model(optax.apply_updates(model, updates), norm_bound, tau)
+        return (model, opt_state, q), ret
+
+    (model, _, q_warm), returns = jax.lax.scan(step, (model0, optimizer.init(model0), q0), noise_keys[:-1])
+    q = solve(q_warm, model)
+    returns = jnp.concatenate([returns, true_return(q, mdp, tau)[None]])
+    return TabularStudyResult(
+        returns=returns,
+        model=model,
+        q=q,
+        mle_loss=mle_loss(model, mdp, tau),
+        bellman_error=true_bellman_error(q, mdp, tau),
+        param_norm=model_norm(model, tau),
+    )
+
+
+_study_point_jit = jax.jit(_study_point, static_argnums=(1, 4, 5))
+
+
+@partial(jax.jit, static_argnums=(1, 4, 5))
+def _study_grid(
+    mdp: MDPArrays, method: str, bounds: jax.Array, seeds: jax.Array, iterations: int, config: TabularConfig
+) -> TabularStudyResult:
+    point = lambda bound, seed: _study_point(mdp, method, bound, seed, iterations, config)
+    return jax.vmap(jax.vmap(point, in_axes=(None, 0)), in_axes=(0, None))(bounds, seeds)
+
+
+def _check_method(method: str) -> None:
+    if method not in TABULAR_METHODS:
+        raise ValueError(f"unknown tabular method {method!r}; valid methods: {', '.join(TABULAR_METHODS)}")
+
+
+def tabular_study_point(
+    mdp: TabularMDP,
+    method: str,
+    norm_bound: float | jax.Array,
+    seed: int | jax.Array,
+    iterations: int,
+    config: TabularConfig = TabularConfig(),
+) -> TabularStudyResult:
+    """One point of the tabular study: train a model by ``method`` under ``norm_bound`` and track J(pi).
+
+    Args:
+        mdp: the true MDP (e.g. ``two_state_polytope()`` or a ``garnet(...)``).
+        method: "omd" or "mle".
+        norm_bound: radius B of the ball that (L / tau, R_hat) is projected onto after each step.
+        seed: seeds the uniform(0, 1) initialisation of Q, L and R_hat.
+        iterations: Adam steps (the notebook allows up to 10,000 and stops at convergence).
+        config: temperature, learning rate, inner tolerance and the implicit-gradient approximation.
+
+    Returns:
+        A ``TabularStudyResult``; ``returns[k]`` is J(softmax(Q*(theta_k) / tau)) on the true MDP.
+    """
+    _check_method(method)
+    config.inverse_config()
+    if iterations < 0:
+        raise ValueError(f"iterations must be >= 0, got {iterations!r}")
+    arrays = mdp_arrays(mdp)
+    return _study_point_jit(
+        arrays, method, jnp.asarray(norm_bound, arrays.R.dtype), jnp.asarray(seed), iterations, config
+    )
+
+
+def tabular_study(
+    mdp: TabularMDP,
+    method: str,
+    norm_bounds: jax.Array,
+    seeds: jax.Array,
+    iterations: int,
+    config: TabularConfig = TabularConfig(),
+) -> TabularStudyResult:
+    """The study over a grid: one jitted call, vmapped over ``norm_bounds`` (outer) and ``seeds`` (inner).
+
+    Every field of the result gets two leading axes, (len(norm_bounds), len(seeds)); e.g. ``returns`` has
+    shape (n_bounds, n_seeds, iterations + 1). The notebook's sweep is ``norm_bounds =
+    jnp.linspace(0, 6, 20)`` and ``seeds = jnp.arange(1, 11)`` with up to 10,000 iterations.
+    """
+    _check_method(method)
+    config.inverse_config()
+    if iterations < 0:
+        raise ValueError(f"iterations must be >= 0, got {iterations!r}")
+    arrays = mdp_arrays(mdp)
+    return _study_grid(
+        arrays, method, jnp.asarray(norm_bounds, arrays.R.dtype), jnp.asarray(seeds), iterations, config
+    )
