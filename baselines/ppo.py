@@ -108,17 +108,6 @@ class ActorCritic(nn.Module):
         return out, log_std, value
 
 
-class Rollout(NamedTuple):
-    """The current rollout of one env, ``n_steps`` long (raw observations)."""
-
-    obs: jax.Array
-    action: jax.Array
-    reward: jax.Array
-    next_obs: jax.Array
-    terminated: jax.Array
-    truncated: jax.Array
-
-
 class PPOState(NamedTuple):
     """One seed's learner: networks, optimiser, observation statistics, current rollout, metrics."""
 
@@ -126,7 +115,7 @@ class PPOState(NamedTuple):
     opt_state: Any
     obs_stats: RunningStats
     """Statistics the current policy normalises with; frozen during a rollout."""
-    rollout: Rollout
+    rollout: Transition
     metrics: dict[str, jax.Array]
     """Losses of the latest learning phase, reported at every step."""
 
@@ -202,7 +191,7 @@ class PPO(Agent):
         params = self.net.init(key, jnp.zeros((self.obs_dim,)))
         n = self.n_steps
         zero = raw_observation(self.obs_space)
-        rollout = Rollout(
+        rollout = Transition(
             obs=jnp.zeros((n, *zero.shape), zero.dtype),
             action=jnp.zeros((n, *self.action_shape), self.action_dtype),
             reward=jnp.zeros((n,)),
@@ -238,7 +227,7 @@ class PPO(Agent):
         self, state: PPOState, transition: Transition, key: jax.Array, step: jax.Array
     ) -> tuple[PPOState, dict[str, jax.Array]]:
         i = (step - 1) % self.n_steps
-        item = Rollout(
+        item = Transition(
             transition.obs,
             transition.action,
             transition.reward,
@@ -285,7 +274,7 @@ class PPO(Agent):
         return loss, metrics
 
     def _learn(
-        self, learner: tuple[Any, Any, RunningStats, Any], ro: Rollout, key: jax.Array
+        self, learner: tuple[Any, Any, RunningStats, Any], ro: Transition, key: jax.Array
     ) -> tuple[Any, ...]:
         cfg = self.config
         params, opt_state, obs_stats, _ = learner

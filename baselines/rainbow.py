@@ -108,17 +108,6 @@ class RainbowNet(nn.Module):
         return head(x, deterministic)
 
 
-class StepRecord(NamedTuple):
-    """One stored env step."""
-
-    obs: jax.Array
-    action: jax.Array
-    reward: jax.Array
-    next_obs: jax.Array
-    terminated: jax.Array
-    truncated: jax.Array
-
-
 class RainbowState(NamedTuple):
     """One seed's learner: networks, optimiser, replay with its priorities, latest metrics."""
 
@@ -141,7 +130,7 @@ class NStepTargets(NamedTuple):
     discount: jax.Array
 
 
-def n_step_targets(window: StepRecord, gamma: float) -> NStepTargets:
+def n_step_targets(window: Transition, gamma: float) -> NStepTargets:
     """n-step returns of windows of consecutive steps (shape (B, n, ...)), cut at the first episode end.
 
     G = sum_{k<K} gamma^k r_k with K the steps up to and including the first terminated/truncated one
@@ -205,7 +194,7 @@ class Rainbow(Agent):
         params_key, noise_key = jax.random.split(key)
         params = self.net.init({"params": params_key, "noise": noise_key}, jnp.zeros((self.obs_dim,)))
         obs = raw_observation(self.obs_space)
-        example = StepRecord(
+        example = Transition(
             obs, jnp.zeros((), jnp.int32), jnp.zeros(()), obs, jnp.zeros((), bool), jnp.zeros((), bool)
         )
         return RainbowState(
@@ -270,7 +259,7 @@ class Rainbow(Agent):
         steps back now has its whole window and becomes sampleable with the running maximum priority."""
         cfg = self.config
         slot = replay.count % cfg.replay_capacity
-        replay = replay_add(replay, StepRecord(*transition))
+        replay = replay_add(replay, Transition(*transition))
         if cfg.n_step == 1:
             return replay, sumtree_set(tree, slot, max_priority)
         ready = (slot - (cfg.n_step - 1)) % cfg.replay_capacity
@@ -281,7 +270,7 @@ class Rainbow(Agent):
         self,
         params: Any,
         target_params: Any,
-        batch: StepRecord,
+        batch: Transition,
         targets: NStepTargets,
         weights: jax.Array,
         key: jax.Array,

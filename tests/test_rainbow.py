@@ -10,7 +10,7 @@ import pytest
 from mbrl_bench.baselines.api import EnvInfo, Transition, get_agent
 from mbrl_bench.baselines.common.distributions import categorical_projection
 from mbrl_bench.baselines.common.replay import sumtree_get
-from mbrl_bench.baselines.rainbow import Rainbow, RainbowConfig, StepRecord, n_step_targets
+from mbrl_bench.baselines.rainbow import Rainbow, RainbowConfig, n_step_targets
 
 import mbrl_bench
 from mbrl_bench.cli import main as cli_main
@@ -32,7 +32,7 @@ def _env_info(env_id: str = CARTPOLE, **kwargs) -> EnvInfo:
 def _window(rewards, terminated, truncated):
     """One (batch of 1) window of 3 steps whose next_obs are 10, 20, 30 (to see which one bootstraps)."""
     n = len(rewards)
-    return StepRecord(
+    return Transition(
         obs=jnp.zeros((1, n, 1)),
         action=jnp.zeros((1, n), jnp.int32),
         reward=jnp.asarray([rewards], jnp.float32),
