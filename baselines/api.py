@@ -18,7 +18,9 @@ dict of scalar arrays (losses, model errors...); the harness watches them and th
 
 Writing a new agent: subclass ``Agent``, give it a typed frozen ``Config`` dataclass (each field with
 a one-line doc string citing its source), set the class variables, and decorate it with
-``@register_agent``. Then ``mbrl-bench algos`` lists it and ``mbrl-bench run --algo NAME`` runs it.
+``@register_agent``. Then ``mbrl-bench algos`` lists it and ``mbrl-bench run --algo NAME`` runs it
+(shipped agents' modules are listed in ``_AGENT_MODULES``; an agent in another package is found by
+naming its module in the environment variable ``MBRL_BENCH_AGENT_MODULES``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import importlib
+import os
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
@@ -108,7 +111,12 @@ def action_kind(space: gym.spaces.Space) -> str:
 
 
 _REGISTRY: dict[str, type[Agent]] = {}
-_AGENT_MODULES: tuple[str, ...] = ("mbrl_bench.baselines.random_agent",)
+_AGENT_MODULES: tuple[str, ...] = (
+    "mbrl_bench.baselines.random_agent",
+    "mbrl_bench.baselines.omd",
+    "mbrl_bench.baselines.ppo",
+    "mbrl_bench.baselines.rainbow",
+)
 """Modules whose import registers the shipped agents (imported on first registry access)."""
 
 
@@ -120,9 +128,22 @@ def register_agent(cls: type[Agent]) -> type[Agent]:
     return cls
 
 
+AGENT_MODULES_ENV = "MBRL_BENCH_AGENT_MODULES"
+"""Environment variable naming extra modules (comma-separated) whose import registers agents: how an
+agent outside this package reaches ``mbrl-bench run --algo`` and ``mbrl-bench algos``."""
+
+
 def _load_shipped() -> None:
+    extra = [m.strip() for m in os.environ.get(AGENT_MODULES_ENV, "").split(",") if m.strip()]
     for module in _AGENT_MODULES:
         importlib.import_module(module)
+    for module in extra:
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise ValueError(
+                f"cannot import agent module {module!r} named in ${AGENT_MODULES_ENV}: {e}"
+            ) from None
 
 
 def agent_names() -> list[str]:

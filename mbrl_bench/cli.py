@@ -1,40 +1,335 @@
-"""The ``mbrl-bench`` command line."""
+"""The ``mbrl-bench`` command line.
+
+Exit status: 0 on success (a diverged seed is a result, not a failure), 2 on bad input (one line on
+stderr, no traceback), 1 on a runtime failure (some cell failed; its traceback is in its status.json).
+"""
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import os
 import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from mbrl_bench.harness.errors import UsageError
+
+DEFAULT_OUT = "results"
+DEFAULT_SUITE = "quickstart"
+RUN_DEFAULTS: dict[str, int] = {"seeds": 5, "steps": 100_000, "eval_every": 5_000, "eval_episodes": 10}
+"""Settings of a command-line run when not given (suites carry their own)."""
 
 
-def _cmd_envs(args: argparse.Namespace) -> int:
+class _Parser(argparse.ArgumentParser):
+    """argparse with errors as one-line ``UsageError``s (exit 2, no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(" ".join(message.split()))
+
+
+def _console() -> Any:
+    """stdout console: the terminal's width, or 160 columns into files and pipes (logs stay readable)."""
     from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]], whole_first: bool = False) -> Any:
+    """A rich table; ``whole_first`` keeps the first column (an id or a name) unwrapped."""
     from rich.table import Table
 
+    table = Table(title=title)
+    for k, column in enumerate(columns):
+        table.add_column(column, overflow="fold", no_wrap=whole_first and k == 0)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+# ------------------------------------------------------------------------------------- listings
+def _cmd_envs(args: argparse.Namespace) -> int:
     from mbrl_bench.envs.listing import describe_envs
 
-    table = Table(title="mbrl-bench environments")
-    for column in ("id", "observation space", "action space", "horizon", "what it is for"):
-        table.add_column(column, overflow="fold")
-    for row in describe_envs():
-        table.add_row(row.env_id, row.observation_space, row.action_space, str(row.horizon), row.description)
-    Console(width=200).print(table)
+    rows = [
+        [r.env_id, r.observation_space, r.action_space, str(r.horizon), r.description]
+        for r in describe_envs()
+    ]
+    columns = ["id", "observation space", "action space", "horizon", "what it is for"]
+    _console().print(_table("mbrl-bench environments", columns, rows, whole_first=True))
     return 0
 
 
+def _cmd_algos(args: argparse.Namespace) -> int:
+    from mbrl_bench.baselines.api import agent_names, get_agent
+    from mbrl_bench.harness.config import config_fields, type_name
+
+    try:
+        names = agent_names()
+    except ValueError as e:  # a user agent module that does not import
+        raise UsageError(str(e)) from None
+    rows = []
+    for name in names:
+        cls = get_agent(name)
+        fields = "\n".join(f"{f} ({type_name(t)}) = {d!r}" for f, t, d in config_fields(cls.Config))
+        rows.append(
+            [name, ", ".join(sorted(cls.action_kinds)), "yes" if cls.uses_model else "no",
+             "yes" if cls.batch_over_seeds else "no", fields or "-", cls.description]
+        )  # fmt: skip
+    columns = ["algo", "actions", "model", "vmapped over seeds", "config (--set key=value)", "description"]
+    _console().print(_table("mbrl-bench algorithms", columns, rows, whole_first=True))
+    return 0
+
+
+def _cmd_capacities(args: argparse.Namespace) -> int:
+    from mbrl_bench.models.capacity import capacity_specs
+
+    rows = [[form, text] for form, text in capacity_specs()]
+    title = "model capacities (--capacity; model-based algorithms only)"
+    _console().print(_table(title, ["spec", "meaning"], rows))
+    return 0
+
+
+def _cmd_suites(args: argparse.Namespace) -> int:
+    import tomllib
+
+    from mbrl_bench.harness.suites import suite_names, suite_path
+
+    rows = []
+    for name in suite_names():
+        path = suite_path(name)
+        data = tomllib.loads(path.read_text())
+        rows.append([name, str(data.get("description", "")), str(path)])
+    _console().print(_table("mbrl-bench suites (--suite NAME)", ["suite", "description", "file"], rows))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- run
+def _scoped_overrides(assignments: list[str], algos: list[str]) -> dict[str, dict[str, str]]:
+    """``--set key=value`` (every algo) and ``--set algo.key=value`` (that algo) per algorithm."""
+    from mbrl_bench.harness.labels import parse_kwarg_assignment
+
+    out: dict[str, dict[str, str]] = {a: {} for a in algos}
+    for text in assignments:
+        key, value = parse_kwarg_assignment(text, "--set")
+        scope, dot, field = key.rpartition(".")
+        if not dot:
+            for algo in algos:
+                out[algo][key] = value
+        elif scope in out:
+            out[scope][field] = value
+        else:
+            raise UsageError(f"--set {text}: {scope!r} is not an algorithm of this run ({', '.join(algos)})")
+    return out
+
+
+def _variants(assignments: list[str]) -> list[dict[str, str]]:
+    """``--env-kwarg key=value`` combinations: a key given several times sweeps over its values."""
+    from mbrl_bench.harness.labels import parse_kwarg_assignment
+
+    values: dict[str, list[str]] = {}
+    for text in assignments:
+        key, value = parse_kwarg_assignment(text, "--env-kwarg")
+        values.setdefault(key, [])
+        if value not in values[key]:
+            values[key].append(value)
+    keys = list(values)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values.values())]
+
+
+def _command_line_cells(args: argparse.Namespace) -> list[Any]:
+    from mbrl_bench.harness.cells import plan_cell
+
+    if not args.algo or not args.env:
+        raise UsageError("a command-line run needs both --algo and --env (or use --suite)")
+    algos = list(dict.fromkeys(args.algo))
+    overrides = _scoped_overrides(args.set or [], algos)
+    settings = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in RUN_DEFAULTS.items()}
+    cells = {}
+    for algo, env_id, kwargs, capacity in itertools.product(
+        algos,
+        dict.fromkeys(args.env),
+        _variants(args.env_kwarg or []),
+        dict.fromkeys(args.capacity or ["full"]),
+    ):
+        spec = plan_cell(
+            algo, env_id, env_kwargs=kwargs, capacity=capacity, overrides=overrides[algo], **settings
+        )
+        cells.setdefault(spec.key, spec)
+    return list(cells.values())
+
+
+def finish_suite(out_dir: Path) -> list[tuple[str, Path]]:
+    """After the cells: draw the curves and write the leaderboard; returns (what, path) to print."""
+    from mbrl_bench.harness.plots import plot_results
+    from mbrl_bench.leaderboard import ResultsError, build_leaderboard, write_leaderboard
+
+    artifacts = [("curves", out_dir)]
+    try:
+        artifacts.append(("plot", plot_results(out_dir).path))
+    except UsageError as e:  # nothing to draw (e.g. every cell failed before its first evaluation)
+        print(f"mbrl-bench: no plot: {e}", file=sys.stderr)
+    try:
+        artifacts.append(("leaderboard", write_leaderboard(build_leaderboard(out_dir)).cells))
+    except ResultsError as e:
+        print(f"mbrl-bench: no leaderboard: {' '.join(str(e).split())}", file=sys.stderr)
+    return artifacts
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from mbrl_bench.harness.executors import make_executor
+    from mbrl_bench.harness.progress import ProgressDisplay
+    from mbrl_bench.harness.session import run_session
+    from mbrl_bench.harness.suites import RUN_KEYS, load_suite
+
+    command_line = [f for f in ("algo", "env", "capacity", "set", "env_kwarg") if getattr(args, f)]
+    if args.suite and command_line:
+        flags = ", ".join(f"--{f.replace('_', '-')}" for f in command_line)
+        raise UsageError(f"--suite cannot be combined with {flags}; put them in the suite file")
+    if command_line:
+        cells = _command_line_cells(args)
+    else:
+        cells = list(load_suite(args.suite or DEFAULT_SUITE, {k: getattr(args, k) for k in RUN_KEYS}).cells)
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    workers = args.workers or min(len(cells), os.cpu_count() or 1)
+    executor = make_executor(args.executor, workers, args.address)
+    out = Path(args.out).resolve()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {args.out} is a file, not a directory")
+    display = ProgressDisplay(cells, Console(stderr=True), live=None if args.progress else False)
+    session = run_session(cells, out, executor, display)
+    rows = []
+    for r in session.results:
+        finals = [c[-1]["eval_return"] for c in r.curves.values() if c]
+        ret = f"{sum(finals) / len(finals):.1f}" if finals else "-"
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(_count(r.seed_states.values()).items()))
+        rows.append(
+            [r.key, r.state + (" (already finished)" if r.skipped else ""), counts, ret, r.error or ""]
+        )
+    _console().print(
+        _table(f"mbrl-bench run -> {out}", ["cell", "state", "seeds", "final return", "error"], rows)
+    )
+    for what, path in finish_suite(out):
+        print(f"{what}: {path}")
+    return session.exit_code
+
+
+def _count(states: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for s in states:
+        out[s] = out.get(s, 0) + 1
+    return out
+
+
+# ------------------------------------------------------------------------------- status, plot
+def _cmd_status(args: argparse.Namespace) -> int:
+    from mbrl_bench.harness import store
+
+    root = Path(args.dir)
+    if not root.is_dir():
+        raise UsageError(f"results directory {root} does not exist")
+    records = store.scan_results(root)
+    if not records:
+        print(f"no cells under {root}")
+        return 0
+    locked: dict[Path, bool] = {}
+    rows = []
+    for r in records:
+        state = r.status.get("state", "pending")
+        if state == "running":
+            cell = r.path.parent
+            locked.setdefault(cell, store.is_locked(cell))
+            state = "running" if locked[cell] else "interrupted"
+        steps = f"{r.status.get('env_step', 0)}/{r.status.get('steps', r.config.get('steps', '?'))}"
+        ret = f"{r.curve[-1]['eval_return']:.1f}" if r.curve else "-"
+        note = (r.status.get("error") or "").splitlines()[0] if r.status.get("error") else ""
+        rows.append([r.algo, r.env_label, r.capacity, str(r.seed), state, steps, ret, note])
+    columns = ["algo", "env", "capacity", "seed", "state", "env steps", "last return", "note"]
+    _console().print(_table(f"cells under {root}", columns, rows))
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from mbrl_bench.harness.plots import plot_results
+
+    summary = plot_results(args.dir, args.out)
+    print(f"plot: {summary.path} ({len(summary.panels)} panels)")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mbrl-bench", description="Model-based RL under model misspecification: a benchmark."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    envs = sub.add_parser("envs", help="list the registered environments")
-    envs.set_defaults(func=_cmd_envs)
+
+    run = sub.add_parser(
+        "run", help="run a suite, or algorithms x envs x capacities x seeds (default: quickstart)"
+    )
+    run.add_argument("--suite", help="a shipped suite name (see `mbrl-bench suites`) or a .toml file")
+    run.add_argument("--algo", action="append", help="algorithm (repeatable; see `mbrl-bench algos`)")
+    run.add_argument("--env", action="append", help="environment id (repeatable; see `mbrl-bench envs`)")
+    run.add_argument("--capacity", action="append", help="model capacity spec (repeatable; default full)")
+    run.add_argument(
+        "--env-kwarg",
+        action="append",
+        metavar="KEY=VALUE",
+        help="env constructor kwarg (repeatable; a key given twice sweeps over its values)",
+    )
+    run.add_argument(
+        "--set",
+        action="append",
+        metavar="[ALGO.]KEY=VALUE",
+        help="agent config value, checked against the algorithm's typed config (repeatable)",
+    )
+    for flag, key in (
+        ("--seeds", "seeds"),
+        ("--steps", "steps"),
+        ("--eval-every", "eval_every"),
+        ("--eval-episodes", "eval_episodes"),
+    ):
+        run.add_argument(flag, type=int, dest=key, help=f"default {RUN_DEFAULTS[key]} (or the suite's)")
+    run.add_argument("--out", default=DEFAULT_OUT, help=f"results directory (default ./{DEFAULT_OUT})")
+    run.add_argument("--executor", default="local", help="local (a process pool, default) or ray")
+    run.add_argument(
+        "--workers", type=int, help="parallel cells (default: min(cells, CPUs); 1 runs in-process)"
+    )
+    run.add_argument("--address", help="Ray cluster address to join (--executor ray)")
+    run.add_argument("--no-progress", dest="progress", action="store_false", help="no live progress display")
+    run.set_defaults(func=_cmd_run)
+
+    status = sub.add_parser("status", help="table of the cells under a results directory and their state")
+    status.add_argument("dir")
+    status.set_defaults(func=_cmd_status)
+    plot = sub.add_parser("plot", help="return curves: mean and 95%% bootstrap band over seeds")
+    plot.add_argument("dir")
+    plot.add_argument("--out", help="image file (default DIR/curves.png)")
+    plot.set_defaults(func=_cmd_plot)
+    for name, func, text in (
+        ("envs", _cmd_envs, "list the registered environments"),
+        ("algos", _cmd_algos, "list the algorithms, their action spaces and typed configs"),
+        ("capacities", _cmd_capacities, "list the model capacity specs"),
+        ("suites", _cmd_suites, "list the shipped suites"),
+    ):
+        sub.add_parser(name, help=text).set_defaults(func=func)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except UsageError as e:
+        print(f"mbrl-bench: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mbrl-bench: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

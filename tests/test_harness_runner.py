@@ -1,0 +1,218 @@
+"""One cell in-process: curves, resume from a checkpoint, divergence, failures, config mismatches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import pytest
+from mbrl_bench.baselines.api import Agent, register_agent
+
+from mbrl_bench.harness import store
+from mbrl_bench.harness.cells import plan_cell
+from mbrl_bench.harness.errors import ConfigMismatchError
+from mbrl_bench.harness.executors import InProcessExecutor
+from mbrl_bench.harness.runner import ProgressEvent, run_cell
+from mbrl_bench.harness.session import run_session
+
+CARTPOLE = "mbrl_bench/CartPoleDistractor-v0"
+SMALL = {"num_distractors": 2}
+
+
+@dataclass(frozen=True)
+class CounterConfig:
+    """Test-only."""
+
+    flip_every: int = 3
+    """Test-only."""
+
+
+@register_agent
+class CounterAgent(Agent):
+    """Greedy actions depend on everything it learned, so a badly restored state changes the curve."""
+
+    name: ClassVar[str] = "test-counter"
+    Config: ClassVar[type] = CounterConfig
+    action_kinds: ClassVar[frozenset[str]] = frozenset({"discrete"})
+
+    def init(self, key):
+        return {"n": jnp.int32(0), "acc": jax.random.normal(key)}
+
+    def act(self, state, obs, key, explore):
+        greedy = ((state["acc"] * obs[2] > 0) ^ (state["n"] % self.config.flip_every == 0)).astype(jnp.int32)
+        if not explore:
+            return greedy
+        return jnp.where(jax.random.uniform(key) < 0.5, greedy, 1 - greedy)
+
+    def update(self, state, transition, key, step):
+        acc = state["acc"] + transition.reward * transition.next_obs[3] + 0.01 * jax.random.normal(key)
+        return {"n": state["n"] + 1, "acc": acc}, {"acc": acc}
+
+
+@register_agent
+class UnbatchedCounterAgent(CounterAgent):
+    name: ClassVar[str] = "test-counter-unbatched"
+    batch_over_seeds: ClassVar[bool] = False
+
+
+@dataclass(frozen=True)
+class NanConfig:
+    """Test-only."""
+
+    after: int = 150
+    """Test-only."""
+    in_state: bool = False
+    """Test-only."""
+
+
+@register_agent
+class NanAgent(Agent):
+    """Seeds whose init key says "fragile" emit NaN (in a metric or in the state) after ``after`` steps."""
+
+    name: ClassVar[str] = "test-nan"
+    Config: ClassVar[type] = NanConfig
+    action_kinds: ClassVar[frozenset[str]] = frozenset({"discrete"})
+
+    def init(self, key):
+        return {"fragile": jax.random.uniform(key) < 0.5, "w": jnp.zeros(2)}
+
+    def act(self, state, obs, key, explore):
+        return jax.random.bernoulli(key).astype(jnp.int32)
+
+    def update(self, state, transition, key, step):
+        bad = state["fragile"] & (step > self.config.after)
+        if self.config.in_state:
+            return {**state, "w": jnp.where(bad, jnp.nan, state["w"])}, {}
+        return state, {"loss": jnp.where(bad, jnp.nan, 0.0), "ok": jnp.float32(1)}
+
+
+@register_agent
+class FailingAgent(NanAgent):
+    name: ClassVar[str] = "test-failing"
+
+    def update(self, state, transition, key, step):
+        raise RuntimeError("boom in update")
+
+
+def _fragile(seed: int) -> bool:
+    from mbrl_bench.harness.runner import _AGENT_INIT, derive_seed
+
+    return bool(jax.random.uniform(jax.random.PRNGKey(derive_seed(seed, _AGENT_INIT))) < 0.5)
+
+
+def test_random_cell_writes_the_layout(tmp_path) -> None:
+    spec = plan_cell(
+        "random", CARTPOLE, env_kwargs=SMALL, seeds=2, steps=300, eval_every=100, eval_episodes=3
+    )
+    events: list[ProgressEvent] = []
+    result = run_cell(spec, tmp_path, progress=events.append)
+    assert result.state == "done" and result.seed_states == {0: "done", 1: "done"}
+    for seed in (0, 1):
+        sd = (
+            tmp_path
+            / "random"
+            / "mbrl_bench__CartPoleDistractor-v0(num_distractors=2)"
+            / "full"
+            / f"seed_{seed}"
+        )
+        rows = store.read_curve(sd / store.CURVE_FILE)
+        assert [r["env_step"] for r in rows] == [0, 100, 200, 300]
+        assert all(r["eval_episodes"] == 3 and 8 <= r["eval_return"] <= 200 for r in rows)
+        assert [r["wall_time_s"] for r in rows] == sorted(r["wall_time_s"] for r in rows)
+        config = store.read_json(sd / store.CONFIG_FILE)
+        assert config["seed"] == seed and config["env_kwargs"] == SMALL and config["jax"] == jax.__version__
+        assert {"git_commit", "python", "cpu_count", "platform", "mbrl_bench_version"} <= set(config)
+        status = store.read_json(sd / store.STATUS_FILE)
+        assert status["state"] == "done" and status["env_step"] == 300 and status["ended_at"]
+        assert (sd / store.CHECKPOINT_FILE).exists()
+    assert result.curves[0] != result.curves[1]  # seeds really differ
+    assert events[-1].state == "done" and events[-1].env_step == 300
+    again = run_cell(spec, tmp_path)
+    assert again.skipped and again.curves == result.curves
+
+
+def test_interrupted_cell_resumes_to_the_same_curve(tmp_path) -> None:
+    spec = plan_cell(
+        "test-counter", CARTPOLE, env_kwargs=SMALL, seeds=3, steps=800, eval_every=200, eval_episodes=2
+    )
+    whole = run_cell(spec, tmp_path / "whole")
+    cut_dir = spec.cell_dir(tmp_path / "cut")
+    older = {}
+
+    def interrupt(event: ProgressEvent) -> None:
+        if event.env_step == 400:  # checkpoints are at step 200: keep seed 1's
+            older["ckpt"] = (cut_dir / "seed_1" / store.CHECKPOINT_FILE).read_bytes()
+        if event.env_step == 600:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_cell(spec, tmp_path / "cut", progress=interrupt)
+    assert store.read_json(cut_dir / "seed_0" / store.STATUS_FILE)["state"] == "running"
+    assert [r["env_step"] for r in store.read_curve(cut_dir / "seed_0" / store.CURVE_FILE)] == [0, 200, 400]
+    # as if killed between two seeds' checkpoint writes: seed 1 is one evaluation behind the others
+    (cut_dir / "seed_1" / store.CHECKPOINT_FILE).write_bytes(older["ckpt"])
+    resumed = run_cell(spec, tmp_path / "cut")
+    assert resumed.state == "done"
+    strip = lambda curves: {s: [{**r, "wall_time_s": 0} for r in rows] for s, rows in curves.items()}
+    assert strip(resumed.curves) == strip(whole.curves)
+    assert [r["env_step"] for r in resumed.curves[1]] == [0, 200, 400, 600, 800]
+    unbatched = plan_cell(
+        "test-counter-unbatched",
+        CARTPOLE,
+        env_kwargs=SMALL,
+        seeds=3,
+        steps=800,
+        eval_every=200,
+        eval_episodes=2,
+    )
+    assert strip(run_cell(unbatched, tmp_path / "unbatched").curves) == strip(whole.curves)
+
+
+@pytest.mark.parametrize("in_state", [False, True])
+def test_diverged_seeds_stop_and_the_others_go_on(tmp_path, in_state: bool) -> None:
+    seeds = (0, 1, 2, 3, 4, 5)
+    fragile = {s: _fragile(s) for s in seeds}
+    assert any(fragile.values()) and not all(fragile.values())
+    spec = plan_cell("test-nan", CARTPOLE, env_kwargs=SMALL, seeds=seeds, steps=400, eval_every=100,
+                     eval_episodes=1, overrides={"in_state": in_state})  # fmt: skip
+    result = run_cell(spec, tmp_path)
+    assert result.state == "diverged"
+    for seed in seeds:
+        sd = store.seed_dir(spec.cell_dir(tmp_path), seed)
+        status = store.read_json(sd / store.STATUS_FILE)
+        steps = [r["env_step"] for r in store.read_curve(sd / store.CURVE_FILE)]
+        if fragile[seed]:
+            assert status["state"] == "diverged" and steps == [0, 100]
+            if in_state:
+                assert status["error"] == "non-finite agent state ['w'] by env step 200"
+            else:
+                assert status["error"] == "non-finite metric 'loss' at env step 151"
+                assert status["env_step"] == 151
+        else:
+            assert status["state"] == "done" and steps == [0, 100, 200, 300, 400]
+    assert run_cell(spec, tmp_path).skipped  # diverged is final: a re-run does not retry it
+
+
+def test_a_failing_cell_records_its_traceback_and_the_others_run(tmp_path) -> None:
+    failing = plan_cell(
+        "test-failing", CARTPOLE, env_kwargs=SMALL, seeds=2, steps=100, eval_every=50, eval_episodes=1
+    )
+    fine = plan_cell("random", CARTPOLE, env_kwargs=SMALL, seeds=1, steps=100, eval_every=50, eval_episodes=1)
+    session = run_session([failing, fine], tmp_path, InProcessExecutor())
+    assert [r.state for r in session.results] == ["failed", "done"]
+    assert session.exit_code == 1
+    status = store.read_json(store.seed_dir(failing.cell_dir(tmp_path), 1) / store.STATUS_FILE)
+    assert status["state"] == "failed" and status["error"] == "RuntimeError: boom in update"
+    assert "Traceback" in status["traceback"] and "boom in update" in status["traceback"]
+
+
+def test_resuming_with_a_different_config_is_refused(tmp_path) -> None:
+    spec = plan_cell("random", CARTPOLE, env_kwargs=SMALL, seeds=1, steps=100, eval_every=50, eval_episodes=1)
+    run_cell(spec, tmp_path)
+    other = plan_cell(
+        "random", CARTPOLE, env_kwargs=SMALL, seeds=1, steps=100, eval_every=25, eval_episodes=1
+    )
+    with pytest.raises(ConfigMismatchError, match="eval_every: stored 50, requested 25"):
+        run_session([other], tmp_path, InProcessExecutor())
