@@ -254,11 +254,91 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
+    if args.aggregate:
+        from mbrl_bench.leaderboard import build_leaderboard, plot_aggregates
+
+        board = _checked(lambda: build_leaderboard(args.dir, args.budget))
+        print(f"plot: {plot_aggregates(board, args.out)}")
+        return 0
     from mbrl_bench.harness.plots import plot_results
 
     summary = plot_results(args.dir, args.out)
     print(f"plot: {summary.path} ({len(summary.panels)} panels)")
     return 0
+
+
+def _checked(build: Any) -> Any:
+    """Run ``build``; unreadable results or reference files become one-line usage errors (exit 2)."""
+    try:
+        return build()
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(str(e)) from None
+
+
+# ------------------------------------------------------------------------------ leaderboard
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from mbrl_bench.leaderboard import build_leaderboard, write_leaderboard
+
+    if not Path(args.dir).is_dir():
+        raise UsageError(f"results directory {args.dir} does not exist")
+    board = _checked(lambda: build_leaderboard(args.dir, args.budget, references=args.reference))
+    for warning in board.warnings:
+        print(f"mbrl-bench: warning: {warning}", file=sys.stderr)
+    files = write_leaderboard(board, args.out)
+    print(f"leaderboard: {files.cells}")
+    print(f"aggregates: {files.aggregates}")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from mbrl_bench.calibration import (
+        command_line,
+        describe,
+        merge_reference_rows,
+        plan_calibration,
+        reference_rows,
+    )
+    from mbrl_bench.envs.registration import env_ids
+    from mbrl_bench.harness.executors import make_executor
+    from mbrl_bench.harness.progress import ProgressDisplay
+    from mbrl_bench.harness.session import run_session
+
+    kwargs = dict(_kwarg_pairs(args.env_kwarg or []))
+    budgets = _int_list(args.budgets, "--budgets")
+    specs = plan_calibration(
+        args.env or env_ids(), args.seeds, env_kwargs=kwargs, budgets=budgets, eval_every=args.eval_every
+    )
+    out = Path(args.out).resolve()
+    workers = args.workers or min(len(specs), os.cpu_count() or 1)
+    display = ProgressDisplay(specs, Console(stderr=True), live=None if args.progress else False)
+    session = run_session(specs, out, make_executor("local", workers), display)
+    if session.exit_code:
+        failed = [r.key for r in session.results if r.state != "done"]
+        print(f"mbrl-bench: calibration incomplete ({'; '.join(failed)}); re-run to resume", file=sys.stderr)
+        return session.exit_code
+    table_path = Path(args.table) if args.table else out / "reference_scores.csv"
+    table = merge_reference_rows(table_path, reference_rows(specs, out, command_line(args.argv), budgets))
+    print(describe(table))
+    print(f"reference scores: {table_path}")
+    return 0
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise UsageError(f"{what} expects comma-separated integers, got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise UsageError(f"{what} must be positive, got {text!r}")
+    return values
+
+
+def _kwarg_pairs(items: list[str]) -> list[tuple[str, str]]:
+    from mbrl_bench.harness.labels import parse_kwarg_assignment
+
+    return [parse_kwarg_assignment(item, "--env-kwarg") for item in items]
 
 
 # ----------------------------------------------------------------------------------------- parser
@@ -308,8 +388,41 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=_cmd_status)
     plot = sub.add_parser("plot", help="return curves: mean and 95%% bootstrap band over seeds")
     plot.add_argument("dir")
-    plot.add_argument("--out", help="image file (default DIR/curves.png)")
+    plot.add_argument("--out", help="image file (default DIR/curves.png, or DIR/aggregates.png)")
+    plot.add_argument(
+        "--aggregate",
+        action="store_true",
+        help="IQM and optimality gap of normalised scores with CIs, and performance profiles",
+    )
+    plot.add_argument("--budget", type=int, help="with --aggregate: env-step budget (default per cell)")
     plot.set_defaults(func=_cmd_plot)
+    board = sub.add_parser(
+        "leaderboard", help="leaderboard CSV (normalised scores, CIs) and cross-task aggregates"
+    )
+    board.add_argument("dir")
+    board.add_argument("--out", help="leaderboard CSV (default DIR/leaderboard.csv)")
+    board.add_argument(
+        "--budget", type=int, help="env-step budget (default: what every seed of a cell reached)"
+    )
+    board.add_argument("--reference", help="reference_scores.csv to use instead of the shipped one")
+    board.set_defaults(func=_cmd_leaderboard)
+    calibrate = sub.add_parser(
+        "calibrate", help="measure random/PPO/Rainbow reference scores at 100K and 200K env steps"
+    )
+    calibrate.add_argument("--env", action="append", help="environment id (repeatable; default: all)")
+    calibrate.add_argument(
+        "--env-kwarg", action="append", metavar="KEY=VALUE", help="env kwarg for every --env"
+    )
+    calibrate.add_argument("--seeds", type=int, default=5, help="seeds per agent and env (default 5)")
+    calibrate.add_argument(
+        "--budgets", default="100000,200000", help="env-step budgets of the table (default 100000,200000)"
+    )
+    calibrate.add_argument("--eval-every", type=int, default=50_000, help="env steps between evaluations")
+    calibrate.add_argument("--out", default="results/calibration", help="where the runs go")
+    calibrate.add_argument("--table", help="reference table to merge into (default OUT/reference_scores.csv)")
+    calibrate.add_argument("--workers", type=int, help="parallel cells (default: min(cells, CPUs))")
+    calibrate.add_argument("--no-progress", dest="progress", action="store_false")
+    calibrate.set_defaults(func=_cmd_calibrate)
     for name, func, text in (
         ("envs", _cmd_envs, "list the registered environments"),
         ("algos", _cmd_algos, "list the algorithms, their action spaces and typed configs"),
@@ -323,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        args.argv = sys.argv[1:] if argv is None else list(argv)
         return int(args.func(args) or 0)
     except UsageError as e:
         print(f"mbrl-bench: error: {' '.join(str(e).split())}", file=sys.stderr)

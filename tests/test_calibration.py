@@ -1,0 +1,80 @@
+"""mbrl-bench calibrate: reference rows are the seeds' evaluation returns at each budget, and the
+leaderboard normalises against them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mbrl_bench.calibration import merge_reference_rows, plan_calibration
+from mbrl_bench.cli import main
+from mbrl_bench.harness import store
+from mbrl_bench.reference import load_reference_scores
+from mbrl_bench.scores import normalised_score
+
+TABULAR = "mbrl_bench/TwoStatePolytope-v0"
+
+
+def test_calibrate_writes_rows_the_leaderboard_uses(tmp_path, capsys):
+    cal, runs = tmp_path / "cal", tmp_path / "runs"
+    common = ["--seeds", "2", "--eval-every", "200", "--out"]
+    rc = main(["calibrate", "--env", TABULAR, "--budgets", "200,400", *common, str(cal), "--workers", "1"])
+    assert rc == 0
+    table = load_reference_scores(cal / "reference_scores.csv")
+    assert sorted(set(table.agent)) == ["ppo", "rainbow", "random"]
+    assert sorted(set(table.budget)) == [200, 400]
+    assert set(table.n_seeds) == {2}
+    assert all(c.startswith("mbrl-bench calibrate --env") for c in table.command)
+    for row in table.itertuples():
+        cell = cal / row.agent / store.env_dir_name(row.env) / "full"
+        at_budget = [
+            next(
+                r["eval_return"]
+                for r in store.read_curve(cell / f"seed_{s}" / "curve.csv")
+                if r["env_step"] == row.budget
+            )
+            for s in (0, 1)
+        ]
+        assert row.mean == pytest.approx(np.mean(at_budget), rel=1e-5)
+        assert row.std == pytest.approx(np.std(at_budget, ddof=1), rel=1e-5, abs=1e-9)
+
+    assert main(["run", "--algo", "random", "--env", TABULAR, "--steps", "400", *common, str(runs)]) == 0
+    reference = str(cal / "reference_scores.csv")
+    assert main(["leaderboard", str(runs), "--reference", reference, "--budget", "400"]) == 0
+    board = pd.read_csv(runs / "leaderboard.csv")
+    (row,) = board.itertuples()
+    ref = table[table.budget == 400].set_index("agent")["mean"]
+    # The random cell ran the same seeds as the calibration's random agent: same evaluation returns.
+    assert row.random_score == pytest.approx(ref["random"]) == pytest.approx(row.return_mean)
+    assert row.ppo_normalised == pytest.approx(normalised_score(row.return_mean, ref["random"], ref["ppo"]))
+
+
+def test_rainbow_has_no_rows_on_continuous_envs():
+    specs = plan_calibration(["mbrl_bench/Reacher-v0"], seeds=1, budgets=(1000,), eval_every=1000)
+    assert sorted(s.algo for s in specs) == ["ppo", "random"]
+
+
+def test_merging_replaces_only_the_same_env_budget_agent(tmp_path):
+    path = tmp_path / "table.csv"
+    row = dict(
+        env="e", budget=100, agent="random", mean=1.0, std=0.0, n_seeds=5, commit="c", date="d", command="x"
+    )
+    merge_reference_rows(path, pd.DataFrame([row, {**row, "agent": "ppo", "mean": 5.0}]))
+    merged = merge_reference_rows(path, pd.DataFrame([{**row, "mean": 2.0}]))
+    assert merged.set_index("agent")["mean"].to_dict() == {"ppo": 5.0, "random": 2.0}
+    assert len(load_reference_scores(path)) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--budgets", "150", "--eval-every", "100"], "every budget must be a multiple of eval_every"),
+        (["--budgets", "1k"], "--budgets expects comma-separated integers"),
+        (["--env", "mbrl_bench/Nope-v0"], "unknown environment"),
+    ],
+)
+def test_bad_calibrate_input_is_one_line_exit_2(args, message, capsys, tmp_path):
+    assert main(["calibrate", *args, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
