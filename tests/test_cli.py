@@ -153,11 +153,14 @@ def test_run_status_plot_and_a_changed_config(tmp_path, capsys) -> None:
 
 def test_run_without_arguments_runs_the_quickstart_suite(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["run", "--steps", "100", "--eval-every", "50", "--seeds", "1", "--no-progress"]) == 0
+    argv = ["run", "--steps", "100", "--eval-every", "50", "--seeds", "1", "--workers", "1", "--no-progress"]
+    assert main(argv) == 0
     out = capsys.readouterr().out
-    cell = tmp_path / "results" / "random" / "mbrl_bench__CartPoleDistractor-v0" / "full"
-    assert [r["env_step"] for r in store.read_curve(cell / "seed_0" / store.CURVE_FILE)] == [0, 50, 100]
+    for algo in ("omd", "mle-dyna", "random"):
+        cell = tmp_path / "results" / algo / "mbrl_bench__CartPoleDistractor-v0" / "full"
+        assert [r["env_step"] for r in store.read_curve(cell / "seed_0" / store.CURVE_FILE)] == [0, 50, 100]
     assert f"plot: {tmp_path / 'results' / 'curves.png'}" in out
+    assert f"leaderboard: {tmp_path / 'results' / 'leaderboard.csv'}" in out
 
 
 def test_a_failed_cell_makes_the_run_exit_1(tmp_path, capsys) -> None:

@@ -108,7 +108,7 @@ def test_plan_cell_validates_everything_up_front() -> None:
 def test_quickstart_suite_is_shipped_and_valid() -> None:
     assert "quickstart" in suite_names()
     suite = load_suite("quickstart")
-    assert [c.algo for c in suite.cells] == ["random"]
+    assert [c.algo for c in suite.cells] == ["omd", "mle-dyna", "random"]
     assert load_suite("quickstart", {"seeds": 2, "steps": 50}).cells[0].seeds == (0, 1)
 
 
