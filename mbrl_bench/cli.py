@@ -197,6 +197,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
     workers = args.workers or min(len(cells), os.cpu_count() or 1)
     executor = make_executor(args.executor, workers, args.address)
+    if args.out is None:
+        # A suite gets a directory of its own, so suites never mix in one leaderboard.
+        suite = Path(args.suite or DEFAULT_SUITE).stem if not command_line else None
+        args.out = str(Path(DEFAULT_OUT) / suite) if suite else DEFAULT_OUT
     out = Path(args.out).resolve()
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out} is a file, not a directory")
@@ -374,7 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("--eval-episodes", "eval_episodes"),
     ):
         run.add_argument(flag, type=int, dest=key, help=f"default {RUN_DEFAULTS[key]} (or the suite's)")
-    run.add_argument("--out", default=DEFAULT_OUT, help=f"results directory (default ./{DEFAULT_OUT})")
+    run.add_argument(
+        "--out",
+        help=f"results directory (default ./{DEFAULT_OUT}/<suite name> for a suite, else ./{DEFAULT_OUT})",
+    )
     run.add_argument("--executor", default="local", help="local (a process pool, default) or ray")
     run.add_argument(
         "--workers", type=int, help="parallel cells (default: min(cells, CPUs); 1 runs in-process)"

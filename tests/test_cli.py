@@ -157,10 +157,10 @@ def test_run_without_arguments_runs_the_quickstart_suite(tmp_path, monkeypatch, 
     assert main(argv) == 0
     out = capsys.readouterr().out
     for algo in ("omd", "mle-dyna", "random"):
-        cell = tmp_path / "results" / algo / "mbrl_bench__CartPoleDistractor-v0" / "full"
+        cell = tmp_path / "results" / "quickstart" / algo / "mbrl_bench__CartPoleDistractor-v0" / "full"
         assert [r["env_step"] for r in store.read_curve(cell / "seed_0" / store.CURVE_FILE)] == [0, 50, 100]
-    assert f"plot: {tmp_path / 'results' / 'curves.png'}" in out
-    assert f"leaderboard: {tmp_path / 'results' / 'leaderboard.csv'}" in out
+    assert f"plot: {tmp_path / 'results' / 'quickstart' / 'curves.png'}" in out
+    assert f"leaderboard: {tmp_path / 'results' / 'quickstart' / 'leaderboard.csv'}" in out
 
 
 def test_a_failed_cell_makes_the_run_exit_1(tmp_path, capsys) -> None:
