@@ -20,7 +20,10 @@ CARTPOLE = "mbrl_bench/CartPoleDistractor-v0"
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "mbrl_bench.cli", *args]
+    # The installed console script, not `python -m`: that would put the working directory first on
+    # sys.path, where a source checkout's mbrl_bench/ (without its mapped baselines/) shadows the
+    # installed package.
+    return [str(Path(sys.executable).parent / "mbrl-bench"), *args]
 
 
 def _run_args(out: Path, steps: int, eval_every: int, *extra: str) -> list[str]:
@@ -96,8 +99,9 @@ def test_process_pool_runs_cells_in_parallel_workers(tmp_path, capsys) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # Ray starts its daemons by fork+exec
-def test_ray_executor_on_a_local_ray_instance(tmp_path) -> None:
+def test_ray_executor_on_a_local_ray_instance(tmp_path, monkeypatch) -> None:
     ray = pytest.importorskip("ray")
+    monkeypatch.chdir(tmp_path)  # Ray puts the driver's working directory on its workers' sys.path
     from mbrl_bench.harness.executors import RayExecutor
     from mbrl_bench.harness.session import run_session
 

@@ -105,9 +105,14 @@ def test_unknown_id_is_a_value_error_listing_valid_ids():
         mbrl_bench.get_task("CartPole-v1")
 
 
-def test_envs_cli_lists_every_id():
+def test_envs_cli_lists_every_id(tmp_path):
+    # Run from elsewhere: `python -m` in a checkout would import its source tree, not the install.
     out = subprocess.run(
-        [sys.executable, "-m", "mbrl_bench.cli", "envs"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "mbrl_bench.cli", "envs"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
     )
     for env_id in ENV_IDS:
         assert env_id in out.stdout
