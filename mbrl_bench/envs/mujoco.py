@@ -378,68 +378,36 @@ class ReacherBenchEnv(ReacherEnv):
         utils.EzPickle.__init__(self, render_mode=render_mode)
 
 
-class HalfCheetahDistractorEnv(DistractorMixin, HalfCheetahBenchEnv):
+class _MujocoDistractorEnv(DistractorMixin):
+    """The constructor shared by the MuJoCo distractor envs (listed first in their bases)."""
+
+    def __init__(
+        self,
+        num_distractors: int = 10,
+        distractor: str = "gaussian",
+        distractor_scale: float = 1.0,
+        render_mode: str | None = None,
+    ) -> None:
+        spec = DistractorSpec(num_distractors, distractor, distractor_scale)
+        super().__init__(render_mode=render_mode)
+        self._init_distractors(spec)
+        utils.EzPickle.__init__(self, num_distractors, distractor, distractor_scale, render_mode)
+
+
+class HalfCheetahDistractorEnv(_MujocoDistractorEnv, HalfCheetahBenchEnv):
     """``HalfCheetahBenchEnv`` plus ``num_distractors`` distractor dims after its 18 dims."""
 
-    def __init__(
-        self,
-        num_distractors: int = 10,
-        distractor: str = "gaussian",
-        distractor_scale: float = 1.0,
-        render_mode: str | None = None,
-    ) -> None:
-        spec = DistractorSpec(num_distractors, distractor, distractor_scale)
-        super().__init__(render_mode=render_mode)
-        self._init_distractors(spec)
-        utils.EzPickle.__init__(self, num_distractors, distractor, distractor_scale, render_mode)
 
-
-class HopperDistractorEnv(DistractorMixin, HopperBenchEnv):
+class HopperDistractorEnv(_MujocoDistractorEnv, HopperBenchEnv):
     """``HopperBenchEnv`` plus ``num_distractors`` distractor dims after its 12 dims."""
 
-    def __init__(
-        self,
-        num_distractors: int = 10,
-        distractor: str = "gaussian",
-        distractor_scale: float = 1.0,
-        render_mode: str | None = None,
-    ) -> None:
-        spec = DistractorSpec(num_distractors, distractor, distractor_scale)
-        super().__init__(render_mode=render_mode)
-        self._init_distractors(spec)
-        utils.EzPickle.__init__(self, num_distractors, distractor, distractor_scale, render_mode)
 
-
-class Walker2dDistractorEnv(DistractorMixin, Walker2dBenchEnv):
+class Walker2dDistractorEnv(_MujocoDistractorEnv, Walker2dBenchEnv):
     """``Walker2dBenchEnv`` plus ``num_distractors`` distractor dims after its 18 dims."""
 
-    def __init__(
-        self,
-        num_distractors: int = 10,
-        distractor: str = "gaussian",
-        distractor_scale: float = 1.0,
-        render_mode: str | None = None,
-    ) -> None:
-        spec = DistractorSpec(num_distractors, distractor, distractor_scale)
-        super().__init__(render_mode=render_mode)
-        self._init_distractors(spec)
-        utils.EzPickle.__init__(self, num_distractors, distractor, distractor_scale, render_mode)
 
-
-class AntDistractorEnv(DistractorMixin, AntBenchEnv):
+class AntDistractorEnv(_MujocoDistractorEnv, AntBenchEnv):
     """``AntBenchEnv`` plus ``num_distractors`` distractor dims after its 107 dims."""
-
-    def __init__(
-        self,
-        num_distractors: int = 10,
-        distractor: str = "gaussian",
-        distractor_scale: float = 1.0,
-        render_mode: str | None = None,
-    ) -> None:
-        spec = DistractorSpec(num_distractors, distractor, distractor_scale)
-        super().__init__(render_mode=render_mode)
-        self._init_distractors(spec)
-        utils.EzPickle.__init__(self, num_distractors, distractor, distractor_scale, render_mode)
 
 
 @dataclass(frozen=True)
