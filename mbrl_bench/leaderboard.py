@@ -68,14 +68,21 @@ BASELINES = ("ppo", "rainbow")
 LEADERBOARD_COLUMNS = (
     "algo", "env", "capacity", "n_seeds", "budget", "return_mean", "return_ci_low", "return_ci_high",
     "auc", "random_score", "ppo_score", "rainbow_score", "ppo_normalised", "rainbow_normalised",
-    "return_std", "reference_budget", "n_diverged", "n_failed", "n_short", "notes",
+    "return_std", "next_obs_mse", "reward_mse", "value_equivalence_error", "reference_budget",
+    "n_diverged", "n_failed", "n_short", "notes",
 )  # fmt: skip
 """Columns of leaderboard.csv, in order."""
 RUN_COLUMNS = (
-    "algo", "env", "capacity", "seed", "budget", "final_return", "auc", "ppo_normalised",
-    "rainbow_normalised",
+    "algo", "env", "capacity", "seed", "budget", "final_return", "auc", "next_obs_mse", "reward_mse",
+    "value_equivalence_error", "ppo_normalised", "rainbow_normalised",
 )  # fmt: skip
 """Columns of the per-seed table (one row per used seed)."""
+MODEL_METRICS = ("next_obs_mse", "reward_mse", "value_equivalence_error")
+"""Model-error metrics reported beside the returns: a model-based agent's curve.csv columns of these
+names (the model's next-observation and reward MSE on real data, i.e. its negative log-likelihood up to
+constants for a deterministic model, and its value-equivalence error |B^theta Q - B Q|), taken from the
+last evaluation at or before the budget (each a mean over the steps since the evaluation before);
+NaN for agents without a model."""
 _AGGREGATE_METRICS = ("iqm", "iqm_ci_low", "iqm_ci_high", "optimality_gap", "optimality_gap_ci_low",
                       "optimality_gap_ci_high")  # fmt: skip
 AGGREGATE_COLUMNS = (
@@ -165,10 +172,11 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
 def read_curve(path: Path) -> pd.DataFrame:
     """Read and check one curve.csv.
 
-    Checks: the file exists and parses as CSV with at least one row; it has ``CURVE_COLUMNS``; their
-    values are numbers (blank or NaN is allowed in ``eval_return_std``, ``eval_episodes`` and
-    ``wall_time_s``, not in ``env_step`` or ``eval_return``, which must be finite); ``env_step`` holds
-    whole numbers, starts at 0 and strictly increases.
+    Checks: the file exists and parses as CSV with at least one row; it has ``CURVE_COLUMNS`` (further
+    columns are the agent's metrics, numbers or blank); their values are numbers (blank or NaN is
+    allowed in ``eval_return_std``, ``eval_episodes`` and ``wall_time_s``, not in ``env_step`` or
+    ``eval_return``, which must be finite); ``env_step`` holds whole numbers, starts at 0 and strictly
+    increases.
 
     Raises:
         ResultsError: naming ``path`` and the first problem found.
@@ -200,6 +208,17 @@ def read_curve(path: Path) -> pd.DataFrame:
         if column in ("env_step", "eval_return") and not np.isfinite(values.to_numpy()).all():
             row = int((~np.isfinite(values.to_numpy())).argmax())
             raise ResultsError(path, f"missing or non-finite value in column {column!r} at line {row + 2}")
+        curve[column] = values
+    for column in (c for c in raw.columns if c not in CURVE_COLUMNS):
+        text = raw[column].str.strip()
+        values = pd.to_numeric(text, errors="coerce").astype("float64")
+        bad = values.isna() & ~text.str.lower().isin(["", "nan"])
+        if bad.any():
+            row = int(bad.idxmax())
+            raise ResultsError(
+                path,
+                f"non-numeric value {raw[column].iloc[row]!r} in metric column {column!r} at line {row + 2}",
+            )
         curve[column] = values
     steps = curve["env_step"].to_numpy()
     if steps[0] != 0:
@@ -303,6 +322,19 @@ def _cell_budget(usable: Sequence[SeedRun]) -> int | None:
     return int(min(s.curve["env_step"].iloc[-1] for s in pool))
 
 
+def _metric_at(curve: pd.DataFrame, name: str, budget: int | None) -> float:
+    """A metric column's value at the last evaluation at or before ``budget`` (NaN if absent)."""
+    if name not in curve.columns or budget is None:
+        return math.nan
+    at = curve.loc[curve["env_step"] <= budget, name]
+    return float(at.iloc[-1]) if len(at) else math.nan
+
+
+def _nanmean(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else math.nan
+
+
 def _estimate_or_nan(values: np.ndarray, config: BootstrapConfig) -> IntervalEstimate:
     if values.size == 0:
         nan = np.asarray(math.nan)
@@ -325,6 +357,9 @@ def _score_cell(
     aucs = np.array(
         [area_under_curve(s.curve["env_step"], s.curve["eval_return"], cell_budget) for s in used]
     )
+    metrics = {
+        name: np.array([_metric_at(s.curve, name, cell_budget) for s in used]) for name in MODEL_METRICS
+    }
     estimate = _estimate_or_nan(finals, config)
     ref = match_reference(references, cell.env, cell_budget if used else None)
     mean = float(estimate.point)
@@ -338,6 +373,7 @@ def _score_cell(
         "return_ci_low": float(estimate.low),
         "return_ci_high": float(estimate.high),
         "auc": float(aucs.mean()) if used else math.nan,
+        **{name: _nanmean(values) for name, values in metrics.items()},
         "random_score": ref.random,
         "ppo_score": ref.ppo,
         "rainbow_score": ref.rainbow,
@@ -378,10 +414,11 @@ def _score_cell(
             "budget": cell_budget,
             "final_return": float(f),
             "auc": float(a),
+            **{name: float(values[i]) for name, values in metrics.items()},
             "ppo_normalised": normalised_score(f, ref.random, ref.ppo),
             "rainbow_normalised": normalised_score(f, ref.random, ref.rainbow),
         }
-        for s, f, a in zip(used, finals, aucs, strict=True)
+        for i, (s, f, a) in enumerate(zip(used, finals, aucs, strict=True))
     ]
     return row, runs, warnings
 

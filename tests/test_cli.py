@@ -79,7 +79,7 @@ BAD_INPUTS = [
         "valid kinds: gaussian",
     ),
     (["run", "--algo", "test-cli-continuous", "--env", CARTPOLE], "it supports: continuous"),
-    (["run", "--suite", "nope"], "unknown suite 'nope'; shipped suites: quickstart"),
+    (["run", "--suite", "nope"], "unknown suite 'nope'; shipped suites: misspecification-cartpole"),
     (["run", "--suite", "quickstart", "--algo", "random"], "--suite cannot be combined with --algo"),
     (["run", "--algo", "random", "--env", CARTPOLE, "--seeds", "0"], "seeds must be an integer >= 1"),
     (["run", "--algo", "random", "--env", CARTPOLE, "--steps", "many"], "invalid int value: 'many'"),

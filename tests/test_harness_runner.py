@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from mbrl_bench.baselines.api import Agent, register_agent
 
@@ -57,6 +58,16 @@ class UnbatchedCounterAgent(CounterAgent):
     batch_over_seeds: ClassVar[bool] = False
 
 
+@register_agent
+class StepMetricAgent(CounterAgent):
+    """Reports the env step as its metric, so each row's mean over the interval is known exactly."""
+
+    name: ClassVar[str] = "test-step-metric"
+
+    def update(self, state, transition, key, step):
+        return super().update(state, transition, key, step)[0], {"step": step.astype(jnp.float32)}
+
+
 @dataclass(frozen=True)
 class NanConfig:
     """Test-only."""
@@ -100,6 +111,20 @@ def _fragile(seed: int) -> bool:
     from mbrl_bench.harness.runner import _AGENT_INIT, derive_seed
 
     return bool(jax.random.uniform(jax.random.PRNGKey(derive_seed(seed, _AGENT_INIT))) < 0.5)
+
+
+def test_curve_rows_hold_the_agent_metrics_mean_since_the_last_row(tmp_path) -> None:
+    spec = plan_cell(
+        "test-step-metric", CARTPOLE, env_kwargs=SMALL, seeds=2, steps=250, eval_every=100, eval_episodes=1
+    )
+    result = run_cell(spec, tmp_path)
+    for seed in (0, 1):
+        rows = store.read_curve(spec.cell_dir(tmp_path) / f"seed_{seed}" / store.CURVE_FILE)
+        assert [r["env_step"] for r in rows] == [0, 100, 200, 250]
+        assert np.isnan(rows[0]["step"])  # nothing trained before the first evaluation
+        # steps 1..100, 101..200, 201..250
+        assert [r["step"] for r in rows[1:]] == [50.5, 150.5, 225.5]
+        assert rows[1:] == result.curves[seed][1:]
 
 
 def test_random_cell_writes_the_layout(tmp_path) -> None:
@@ -155,7 +180,11 @@ def test_interrupted_cell_resumes_to_the_same_curve(tmp_path) -> None:
     (cut_dir / "seed_1" / store.CHECKPOINT_FILE).write_bytes(older["ckpt"])
     resumed = run_cell(spec, tmp_path / "cut")
     assert resumed.state == "done"
-    strip = lambda curves: {s: [{**r, "wall_time_s": 0} for r in rows] for s, rows in curves.items()}
+    # the agent's metric means ("acc") must survive the resume too; NaN (the step-0 row) made comparable
+    comparable = lambda r: {k: ("nan" if v != v else v) for k, v in r.items()}
+    strip = lambda curves: {
+        s: [comparable({**r, "wall_time_s": 0}) for r in rows] for s, rows in curves.items()
+    }
     assert strip(resumed.curves) == strip(whole.curves)
     assert [r["env_step"] for r in resumed.curves[1]] == [0, 200, 400, 600, 800]
     unbatched = plan_cell(

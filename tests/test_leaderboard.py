@@ -394,3 +394,31 @@ def test_match_reference_rules(reference):
     assert beyond.budget is None and math.isnan(beyond.ppo)
     assert beyond.notes == (f"no reference budget >= 5000 for {ENV_A} (has: 2000, 4000)",)
     assert match_reference(table, ENV_C, 2000).notes[0].startswith("no reference scores for")
+
+
+def test_model_metrics_are_reported_at_the_budget_beside_the_returns(tmp_path, reference):
+    root = tmp_path / "results"
+    for seed, errors in enumerate([[np.nan, 4.0, 2.0, 1.0], [np.nan, 6.0, 4.0, 3.0]]):
+        sd = write_seed(root, "omd", ENV_A, "full", seed, [0.0, 10.0, 20.0, 30.0])
+        curve = pd.read_csv(sd / "curve.csv")
+        curve["value_equivalence_error"] = errors
+        curve["next_obs_mse"] = [np.nan, 1.0, 1.0, 0.5]
+        curve.to_csv(sd / "curve.csv", index=False)
+    write_seed(root, "random", ENV_A, "full", 0, [0.0, 5.0, 5.0, 5.0])
+    board = board_of(root, reference, budget=2000)
+    omd = board.cells.set_index("algo").loc["omd"]
+    assert omd["value_equivalence_error"] == pytest.approx(3.0)  # seeds' values at step 2000: 2 and 4
+    assert omd["next_obs_mse"] == pytest.approx(1.0)
+    assert np.isnan(omd["reward_mse"])  # a metric the agent does not report
+    assert np.isnan(board.cells.set_index("algo").loc["random", "value_equivalence_error"])
+    runs = board.runs.set_index(["algo", "seed"])
+    assert runs.loc[("omd", 1), "value_equivalence_error"] == pytest.approx(4.0)
+
+
+def test_non_numeric_metric_column_is_reported_by_path(tmp_path, reference):
+    sd = write_seed(tmp_path / "results", "omd", ENV_A, "full", 0, [0.0, 10.0])
+    curve = pd.read_csv(sd / "curve.csv")
+    curve["model_loss"] = ["nan", "oops"]
+    curve.to_csv(sd / "curve.csv", index=False)
+    with pytest.raises(ResultsError, match=r"curve\.csv.*'oops' in metric column 'model_loss'"):
+        board_of(tmp_path / "results", reference)

@@ -3,8 +3,10 @@
 Per env step the harness makes ONE jitted call: the agent's ``update`` on the transition just taken,
 then its ``act`` on the next observation, ``jax.vmap``-ed over the stacked per-seed states (``step``
 unbatched, see ``mbrl_bench.baselines.api``). Between two calls it steps one Gymnasium env per seed.
-The call also folds an "all metrics finite" flag into its carry, read only at evaluations, so
-divergence detection costs no host sync per step.
+The call also folds an "all metrics finite" flag and the running sum of the agent's metrics into its
+carry, read only at evaluations, so divergence detection and metric logging cost no host sync per
+step. Each curve row holds, beside the evaluation return, every agent metric averaged over the training
+steps since the previous evaluation (NaN at step 0).
 
 Determinism and resume. Every random choice is derived from the seed index: the agent's init key,
 its action/update keys (drawn per block of steps from the seed index and the step), the seeds of
@@ -45,7 +47,8 @@ from mbrl_bench.harness.cells import CellSpec, build_agent, check_stored_config
 from mbrl_bench.harness.config import run_metadata
 from mbrl_bench.harness.errors import ResumeError
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
+"""Version of checkpoint.pkl's payload (2: the carry holds the metric sums)."""
 PROGRESS_CHUNK = 1000
 """Env steps between two progress reports inside a training segment."""
 KEY_BLOCK = 1024
@@ -115,6 +118,8 @@ class Carry(NamedTuple):
     """First step whose metrics were not all finite, -1 if none."""
     bad_metrics: jax.Array
     """Which metrics were not finite at ``bad_step``."""
+    metric_sum: jax.Array
+    """Per seed, the sum of each metric (its mean over the leaf) over the steps since the last row."""
 
 
 def _is_key(leaf: Any) -> bool:
@@ -164,20 +169,26 @@ class _Functions:
             next_action = agent.act(state, obs_pair[1], k_act, True)
             leaves = jax.tree.leaves(metrics)
             finite = jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]) if leaves else jnp.ones(0, bool)
-            return state, obs_pair[1], next_action, finite
+            means = (
+                jnp.stack([jnp.mean(x).astype(jnp.float32) for x in leaves])
+                if leaves
+                else jnp.zeros(0, jnp.float32)
+            )
+            return state, obs_pair[1], next_action, finite, means
 
         lifted_step = self._lift(seed_step, (0, 0, 0, 0, 0, 0, None))
 
         def fused(state, carry, obs_pair, rtt, block_keys):
             keys = jax.lax.dynamic_index_in_dim(block_keys, carry.step % KEY_BLOCK, keepdims=False)
             step = carry.step + 1
-            state, obs, action, finite = lifted_step(
+            state, obs, action, finite, means = lifted_step(
                 state, keys, carry.obs, carry.action, obs_pair, rtt, step
             )
             newly_bad = (carry.bad_step < 0) & ~jnp.all(finite, axis=-1)
             bad_step = jnp.where(newly_bad, step, carry.bad_step)
             bad_metrics = jnp.where(newly_bad[:, None], ~finite, carry.bad_metrics)
-            return state, Carry(obs, action, step, bad_step, bad_metrics), action
+            metric_sum = carry.metric_sum + means
+            return state, Carry(obs, action, step, bad_step, bad_metrics, metric_sum), action
 
         self.fused = jax.jit(fused, donate_argnums=(0, 1))
 
@@ -291,6 +302,8 @@ class SeedBatch:
         self._log: list[Any] = []
         self._log_base = 0
         self._key_block: tuple[int, Any] = (-1, None)
+        self._last_row_step: int | None = None
+        """Env step of the last curve row (the metric sums in the carry start there)."""
         self._f = _functions(spec, agent, n, batched, self._obs, self._rtt)
         self.metric_names = self._f.metric_names
 
@@ -329,6 +342,7 @@ class SeedBatch:
             jnp.int32(0),
             jnp.full(n, -1, jnp.int32),
             jnp.zeros((n, len(self.metric_names)), bool),
+            jnp.zeros((n, len(self.metric_names)), jnp.float32),
         )
 
     def _seeded_reset(self, i: int, at_step: int) -> Any:
@@ -344,6 +358,12 @@ class SeedBatch:
 
     def restore(self, payloads: Sequence[dict[str, Any]]) -> None:
         """Resume from one checkpoint payload per seed (all at the same env step)."""
+        formats = {p.get("format") for p in payloads}
+        if formats != {CHECKPOINT_FORMAT}:
+            raise ResumeError(
+                f"checkpoint format {sorted(map(str, formats))} is not this version's ({CHECKPOINT_FORMAT}); "
+                "delete the cell's checkpoint.pkl files to re-run it from scratch"
+            )
         steps = {p["env_step"] for p in payloads}
         if len(steps) != 1:
             raise ResumeError(f"checkpoints of one batch are at different env steps: {sorted(steps)}")
@@ -370,6 +390,7 @@ class SeedBatch:
             if self.alive[i]:
                 self._replay(i, p["replay"])
         self.wall_time = float(payloads[0]["wall_time_s"])
+        self._last_row_step = self.env_step
         c = [p["carry"] for p in payloads]
         self.carry = Carry(
             jnp.asarray(np.stack([x["obs"] for x in c])),
@@ -377,6 +398,7 @@ class SeedBatch:
             jnp.int32(self.env_step),
             jnp.asarray(np.stack([x["bad_step"] for x in c])),
             jnp.asarray(np.stack([x["bad_metrics"] for x in c])),
+            jnp.asarray(np.stack([x["metric_sum"] for x in c])),
         )
         # Rebuild the action log from the earliest seeded reset: row t holds each seed's action.
         self._seeded_at = [self.env_step - len(p["replay"]["actions"]) for p in payloads]
@@ -505,9 +527,15 @@ class SeedBatch:
         return returns
 
     def record(self, returns: np.ndarray) -> None:
-        """Append one curve row per live seed for the current env step."""
+        """Append one curve row per live seed for the current env step, then restart the metric sums.
+
+        The agent's metrics in the row are their means over the env steps since the previous row.
+        """
+        since = self.env_step - (self._last_row_step if self._last_row_step is not None else 0)
+        sums = np.asarray(self.carry.metric_sum, dtype=np.float64)
         for i, alive in enumerate(self.alive):
             if alive:
+                means = sums[i] / since if since > 0 else np.full(len(self.metric_names), np.nan)
                 self.rows[i].append(
                     {
                         "env_step": self.env_step,
@@ -516,7 +544,10 @@ class SeedBatch:
                         "eval_episodes": int(returns.shape[1]),
                         "wall_time_s": round(self.wall_time, 6),
                     }
+                    | {name: float(m) for name, m in zip(self.metric_names, means, strict=True)}
                 )
+        self._last_row_step = self.env_step
+        self.carry = self.carry._replace(metric_sum=jnp.zeros_like(self.carry.metric_sum))
 
     # --------------------------------------------------------------------------------- checkpoints
     def payloads(self) -> list[dict[str, Any]]:

@@ -7,7 +7,8 @@ The layout is a contract read by the leaderboard and by users' own scripts::
         seed_<k>/
             config.json            the fully resolved config and the software/machine it ran on
             status.json            state (pending|running|done|failed|diverged), error, traceback, times
-            curve.csv              one row per evaluation, step 0 included (CURVE_COLUMNS)
+            curve.csv              one row per evaluation, step 0 included: CURVE_COLUMNS, then the
+                                   agent's metrics averaged over the steps since the previous row
             checkpoint.pkl         everything needed to resume this seed at its last evaluation
 
 Every file is written to a temporary file in the same directory and moved into place with
@@ -93,13 +94,20 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
+def metric_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The agent-metric columns of curve rows: every key beyond CURVE_COLUMNS, in first-seen order."""
+    return list(dict.fromkeys(k for row in rows for k in row if k not in CURVE_COLUMNS))
+
+
 def format_curve(rows: Sequence[dict[str, Any]]) -> str:
     """curve.csv text; floats are written with ``repr`` so they read back bit for bit."""
+    columns = [*CURVE_COLUMNS, *metric_columns(rows)]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CURVE_COLUMNS)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([repr(row[c]) if isinstance(row[c], float) else row[c] for c in CURVE_COLUMNS])
+        values = [row.get(c, float("nan")) for c in columns]
+        writer.writerow([repr(v) if isinstance(v, float) else v for v in values])
     return buf.getvalue()
 
 
@@ -108,14 +116,15 @@ def write_curve(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def read_curve(path: Path) -> list[dict[str, Any]]:
-    """The rows of a curve.csv, typed (ints for step and episode counts, floats otherwise)."""
+    """The rows of a curve.csv with its metric columns, typed (ints for step and episode counts, floats
+    otherwise)."""
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         missing = set(CURVE_COLUMNS) - set(reader.fieldnames or ())
         if missing:
             raise ValueError(f"{path}: missing columns {sorted(missing)}; expected {list(CURVE_COLUMNS)}")
         ints = {"env_step", "eval_episodes"}
-        return [{c: (int(r[c]) if c in ints else float(r[c])) for c in CURVE_COLUMNS} for r in reader]
+        return [{c: (int(v) if c in ints else float(v)) for c, v in r.items()} for r in reader]
 
 
 def write_checkpoint(path: Path, payload: dict[str, Any]) -> None:
