@@ -78,6 +78,8 @@ class Agent(abc.ABC):
     """Whether the agent learns a dynamics model; only then do capacities other than ``full`` apply."""
     batch_over_seeds: ClassVar[bool] = True
     """False if the harness must run seeds one by one instead of vmapping the learner over them."""
+    float64: ClassVar[bool] = False
+    """True if the agent needs float64: the harness runs its cells under ``jax.enable_x64(True)``."""
     description: ClassVar[str] = ""
     """One line for ``mbrl-bench algos``."""
 
@@ -114,6 +116,7 @@ _REGISTRY: dict[str, type[Agent]] = {}
 _AGENT_MODULES: tuple[str, ...] = (
     "mbrl_bench.baselines.random_agent",
     "mbrl_bench.baselines.omd",
+    "mbrl_bench.baselines.omd_tabular",
     "mbrl_bench.baselines.ppo",
     "mbrl_bench.baselines.rainbow",
 )

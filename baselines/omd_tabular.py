@@ -16,6 +16,12 @@ What is exact and what is learned (as in the official ``tabular.ipynb``):
 ``tabular_study_point`` runs one (method, norm bound, seed) point and returns its J(pi) curve; it is
 pure, so ``tabular_study`` jits and vmaps it over a grid of bounds x seeds. Run it under
 ``jax.enable_x64(True)`` for the notebook's float64 (temperature 0.01 makes float32 logits coarse).
+
+The same loop is registered as the agents ``omd-tabular`` and ``mle-tabular`` so that suites and the
+harness run it (``mbrl-bench run --algo omd-tabular --env mbrl_bench/TwoStatePolytope-v0 --capacity
+norm:2``): one outer step per env step, the exact J, model errors and value-equivalence error as
+metrics, and the policy softmax(Q*/tau) acting in the env for the evaluation returns. As in the
+notebook they learn from the env's exact MDP, not from the transitions the harness hands them.
 """
 
 from __future__ import annotations
@@ -23,17 +29,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
+import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import optax
 from jax.scipy.special import xlogy
+from mbrl_bench.baselines.api import Agent, EnvInfo, Transition, register_agent
 from mbrl_bench.baselines.implicit import InverseConfig, implicit_root
 
 from mbrl_bench.envs import dp
+from mbrl_bench.envs.registration import make
 from mbrl_bench.envs.tabular import TabularMDP
-from mbrl_bench.models.capacity import project_l2_ball
+from mbrl_bench.models.capacity import parse_capacity, project_l2_ball
 
 TABULAR_METHODS: tuple[str, ...] = ("omd", "mle")
 """The model losses of the tabular study: OMD (maximise J through Q*) and MLE (reward MSE + KL)."""
@@ -192,6 +201,43 @@ def omd_objective(
     return -true_return(q, mdp, config.temperature), q
 
 
+class OuterStep(NamedTuple):
+    """What one outer step of the study returns."""
+
+    model: TabularModel
+    opt_state: optax.OptState
+    q: jax.Array
+    """Q*(theta_k) of the model BEFORE the step (the warm start of the next one)."""
+    true_return: jax.Array
+    """J(softmax(Q*(theta_k) / tau)) on the true MDP."""
+
+
+def outer_step(
+    model: TabularModel,
+    opt_state: optax.OptState,
+    q_warm: jax.Array,
+    noise_key: jax.Array,
+    mdp: MDPArrays,
+    method: str,
+    norm_bound: jax.Array,
+    config: TabularConfig,
+) -> OuterStep:
+    """One projected-Adam step of the model by ``method`` (the notebook's loop body), Q* warm-started."""
+    tau = config.temperature
+    if method == "omd":
+        (neg_j, q), grads = jax.value_and_grad(omd_objective, has_aux=True)(
+            model, q_warm, mdp, config, noise_key
+        )
+        ret = -neg_j
+    else:
+        grads = jax.grad(mle_loss)(model, mdp, tau)
+        q = make_q_star(config, mdp.gamma)(q_warm, model)
+        ret = true_return(q, mdp, tau)
+    updates, opt_state = optax.adam(config.learning_rate).update(grads, opt_state, model)
+    model = project_model(optax.apply_updates(model, updates), norm_bound, tau)
+    return OuterStep(model, opt_state, q, ret)
+
+
 def _study_point(
     mdp: MDPArrays,
     method: str,
@@ -203,28 +249,17 @@ def _study_point(
     tau = config.temperature
     n_states, n_actions = mdp.R.shape
     q0, model0 = init_model(jax.random.PRNGKey(seed), n_states, n_actions, mdp.R.dtype)
-    optimizer = optax.adam(config.learning_rate)
     solve = make_q_star(config, mdp.gamma)
     noise_keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1), iterations + 1)
 
     def step(
         carry: tuple[TabularModel, optax.OptState, jax.Array], key: jax.Array
     ) -> tuple[tuple, jax.Array]:
-        model, opt_state, q_warm = carry
-        if method == "omd":
-            (neg_j, q), grads = jax.value_and_grad(omd_objective, has_aux=True)(
-                model, q_warm, mdp, config, key
-            )
-            ret = -neg_j
-        else:
-            grads = jax.grad(mle_loss)(model, mdp, tau)
-            q = solve(q_warm, model)
-            ret = true_return(q, mdp, tau)
-        updates, opt_state = optimizer.update(grads, opt_state, model)
-        model = project_model(optax.apply_updates(model, updates), norm_bound, tau)
-        return (model, opt_state, q), ret
+        out = outer_step(*carry, key, mdp, method, norm_bound, config)
+        return (out.model, out.opt_state, out.q), out.true_return
 
-    (model, _, q_warm), returns = jax.lax.scan(step, (model0, optimizer.init(model0), q0), noise_keys[:-1])
+    opt_state0 = optax.adam(config.learning_rate).init(model0)
+    (model, _, q_warm), returns = jax.lax.scan(step, (model0, opt_state0, q0), noise_keys[:-1])
     q = solve(q_warm, model)
     returns = jnp.concatenate([returns, true_return(q, mdp, tau)[None]])
     return TabularStudyResult(
@@ -305,4 +340,96 @@ def tabular_study(
     arrays = mdp_arrays(mdp)
     return _study_grid(
         arrays, method, jnp.asarray(norm_bounds, arrays.R.dtype), jnp.asarray(seeds), iterations, config
+    )
+
+
+class TabularAgentState(NamedTuple):
+    """One seed of the tabular agents."""
+
+    model: TabularModel
+    opt_state: optax.OptState
+    q: jax.Array
+    """Q* of the current model's predecessor (the policy acts on it; the warm start of the next solve)."""
+
+
+class _TabularAgent(Agent):
+    """The tabular study's loop as an agent: one outer step of ``method`` per env step (see the module
+    docstring); capacity ``full`` (no projection) or ``norm:B`` (the notebook's projected Adam)."""
+
+    Config: ClassVar[type] = TabularConfig
+    action_kinds: ClassVar[frozenset[str]] = frozenset({"discrete"})
+    uses_model: ClassVar[bool] = True
+    float64: ClassVar[bool] = True
+    method: ClassVar[str]
+
+    def __init__(self, config: TabularConfig, env: EnvInfo, capacity: str = "full") -> None:
+        if not isinstance(env.observation_space, gym.spaces.Discrete):
+            raise ValueError(
+                f"{self.name} needs a tabular env (Discrete observations), {env.env_id} has "
+                f"{type(env.observation_space).__name__} observations; for vector observations use omd "
+                "or mle-dyna"
+            )
+        spec = parse_capacity(capacity)
+        if spec.kind not in ("full", "norm"):
+            raise ValueError(f"{self.name} supports capacities full and norm:B, got {capacity!r}")
+        super().__init__(config, env, str(spec))
+        config.inverse_config()
+        mdp = getattr(make(env.env_id, **env.env_kwargs).unwrapped, "mdp", None)
+        if not isinstance(mdp, TabularMDP):
+            raise ValueError(
+                f"{self.name} needs an env exposing its exact MDP (env.unwrapped.mdp): {env.env_id}"
+            )
+        self.mdp = mdp
+        self.norm_bound = float("inf") if spec.kind == "full" else float(spec.value)
+
+    def _arrays(self) -> tuple[MDPArrays, jax.Array]:
+        """The MDP and the bound in the float dtype in force when traced (float64 in the harness)."""
+        arrays = mdp_arrays(self.mdp)
+        return arrays, jnp.asarray(self.norm_bound, arrays.R.dtype)
+
+    def init(self, key: jax.Array) -> TabularAgentState:
+        mdp, _ = self._arrays()
+        q0, model = init_model(key, self.mdp.n_states, self.mdp.n_actions, mdp.R.dtype)
+        q = make_q_star(self.config, mdp.gamma)(q0, model)
+        return TabularAgentState(model, optax.adam(self.config.learning_rate).init(model), q)
+
+    def act(self, state: TabularAgentState, obs: jax.Array, key: jax.Array, explore: bool) -> jax.Array:
+        return jax.random.categorical(key, state.q[obs] / self.config.temperature)
+
+    def update(
+        self, state: TabularAgentState, transition: Transition, key: jax.Array, step: jax.Array
+    ) -> tuple[TabularAgentState, dict[str, jax.Array]]:
+        mdp, bound = self._arrays()
+        tau = self.config.temperature
+        out = outer_step(state.model, state.opt_state, state.q, key, mdp, self.method, bound, self.config)
+        p_hat, r_hat = model_dynamics(state.model, tau)
+        kl = jnp.sum(xlogy(mdp.P, mdp.P) - xlogy(mdp.P, p_hat), axis=-1)
+        true_backup = dp.soft_bellman(out.q, mdp.P, mdp.R, mdp.gamma, tau)
+        metrics = {
+            "true_return": out.true_return,
+            "reward_mse": jnp.mean((r_hat - mdp.R) ** 2),
+            "transition_kl": jnp.mean(kl),
+            "value_equivalence_error": jnp.mean(jnp.abs(true_backup - out.q)),
+            "param_norm": model_norm(state.model, tau),
+        }
+        return TabularAgentState(out.model, out.opt_state, out.q), metrics
+
+
+@register_agent
+class TabularOMDAgent(_TabularAgent):
+    """Exact OMD on a tabular MDP: the model maximises J(pi_{Q*(theta)}) through the implicit gradient."""
+
+    name: ClassVar[str] = "omd-tabular"
+    method: ClassVar[str] = "omd"
+    description: ClassVar[str] = "OMD, tabular and exact (official notebook): model trained to maximise J"
+
+
+@register_agent
+class TabularMLEAgent(_TabularAgent):
+    """The tabular MLE baseline: the model minimises reward MSE + KL to the true transitions."""
+
+    name: ClassVar[str] = "mle-tabular"
+    method: ClassVar[str] = "mle"
+    description: ClassVar[str] = (
+        "MLE model (reward MSE + transition KL) on a tabular MDP, exact Q* (OMD notebook)"
     )

@@ -162,7 +162,7 @@ def _command_line_cells(args: argparse.Namespace) -> list[Any]:
 
 def finish_suite(out_dir: Path) -> list[tuple[str, Path]]:
     """After the cells: draw the curves and write the leaderboard; returns (what, path) to print."""
-    from mbrl_bench.harness.plots import plot_results
+    from mbrl_bench.harness.plots import plot_capacity_sweep, plot_results
     from mbrl_bench.leaderboard import ResultsError, build_leaderboard, write_leaderboard
 
     artifacts = [("curves", out_dir)]
@@ -170,6 +170,9 @@ def finish_suite(out_dir: Path) -> list[tuple[str, Path]]:
         artifacts.append(("plot", plot_results(out_dir).path))
     except UsageError as e:  # nothing to draw (e.g. every cell failed before its first evaluation)
         print(f"mbrl-bench: no plot: {e}", file=sys.stderr)
+    sweep = plot_capacity_sweep(out_dir)
+    if sweep is not None:
+        artifacts.append(("capacity sweep", sweep.path))
     try:
         artifacts.append(("leaderboard", write_leaderboard(build_leaderboard(out_dir)).cells))
     except ResultsError as e:
@@ -264,10 +267,13 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         board = _checked(lambda: build_leaderboard(args.dir, args.budget))
         print(f"plot: {plot_aggregates(board, args.out)}")
         return 0
-    from mbrl_bench.harness.plots import plot_results
+    from mbrl_bench.harness.plots import plot_capacity_sweep, plot_results
 
     summary = plot_results(args.dir, args.out)
     print(f"plot: {summary.path} ({len(summary.panels)} panels)")
+    sweep = plot_capacity_sweep(args.dir, args.sweep_out)
+    if sweep is not None:
+        print(f"capacity sweep: {sweep.path} ({len(sweep.panels)} panels)")
     return 0
 
 
@@ -402,6 +408,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="IQM and optimality gap of normalised scores with CIs, and performance profiles",
     )
     plot.add_argument("--budget", type=int, help="with --aggregate: env-step budget (default per cell)")
+    plot.add_argument(
+        "--sweep-out",
+        help="image file of the final value against the norm bound, drawn where an algorithm ran two or "
+        "more norm:B capacities (default DIR/capacity_sweep.png)",
+    )
     plot.set_defaults(func=_cmd_plot)
     board = sub.add_parser(
         "leaderboard", help="leaderboard CSV (normalised scores, CIs) and cross-task aggregates"

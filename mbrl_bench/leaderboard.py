@@ -68,19 +68,20 @@ BASELINES = ("ppo", "rainbow")
 LEADERBOARD_COLUMNS = (
     "algo", "env", "capacity", "n_seeds", "budget", "return_mean", "return_ci_low", "return_ci_high",
     "auc", "random_score", "ppo_score", "rainbow_score", "ppo_normalised", "rainbow_normalised",
-    "return_std", "next_obs_mse", "reward_mse", "value_equivalence_error", "reference_budget",
-    "n_diverged", "n_failed", "n_short", "notes",
+    "return_std", "next_obs_mse", "reward_mse", "transition_kl", "value_equivalence_error",
+    "reference_budget", "n_diverged", "n_failed", "n_short", "notes",
 )  # fmt: skip
 """Columns of leaderboard.csv, in order."""
 RUN_COLUMNS = (
     "algo", "env", "capacity", "seed", "budget", "final_return", "auc", "next_obs_mse", "reward_mse",
-    "value_equivalence_error", "ppo_normalised", "rainbow_normalised",
+    "transition_kl", "value_equivalence_error", "ppo_normalised", "rainbow_normalised",
 )  # fmt: skip
 """Columns of the per-seed table (one row per used seed)."""
-MODEL_METRICS = ("next_obs_mse", "reward_mse", "value_equivalence_error")
+MODEL_METRICS = ("next_obs_mse", "reward_mse", "transition_kl", "value_equivalence_error")
 """Model-error metrics reported beside the returns: a model-based agent's curve.csv columns of these
 names (the model's next-observation and reward MSE on real data, i.e. its negative log-likelihood up to
-constants for a deterministic model, and its value-equivalence error |B^theta Q - B Q|), taken from the
+constants for a deterministic model; a tabular model's mean KL(P || P_hat); and its value-equivalence
+error |B^theta Q - B Q|), taken from the
 last evaluation at or before the budget (each a mean over the steps since the evaluation before);
 NaN for agents without a model."""
 _AGGREGATE_METRICS = ("iqm", "iqm_ci_low", "iqm_ci_high", "optimality_gap", "optimality_gap_ci_low",

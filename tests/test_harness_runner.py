@@ -245,3 +245,24 @@ def test_resuming_with_a_different_config_is_refused(tmp_path) -> None:
     )
     with pytest.raises(ConfigMismatchError, match="eval_every: stored 50, requested 25"):
         run_session([other], tmp_path, InProcessExecutor())
+
+
+def test_float64_agent_runs_in_float64_and_its_norm_sweep_is_plotted(tmp_path) -> None:
+    from mbrl_bench.harness.plots import plot_capacity_sweep
+
+    env = "mbrl_bench/TwoStatePolytope-v0"
+    for bound in ("norm:1", "norm:3"):
+        spec = plan_cell(
+            "omd-tabular", env, capacity=bound, seeds=2, steps=20, eval_every=10, eval_episodes=1
+        )
+        assert run_cell(spec, tmp_path).state == "done"
+    checkpoint = store.read_checkpoint(spec.cell_dir(tmp_path) / "seed_0" / store.CHECKPOINT_FILE)
+    floats = [x for x in checkpoint["agent_state"] if np.asarray(x).dtype.kind == "f"]
+    assert floats and all(np.asarray(x).dtype == np.float64 for x in floats)
+    assert not jax.config.jax_enable_x64  # the precision stays with the cell
+    rows = store.read_curve(spec.cell_dir(tmp_path) / "seed_0" / store.CURVE_FILE)
+    assert -1.0 < rows[-1]["true_return"] <= 1.0273  # the exact J of the two-state MDP, below J*
+    summary = plot_capacity_sweep(tmp_path)
+    assert summary is not None and summary.path.read_bytes().startswith(b"\x89PNG")
+    assert summary.lines == {env: ("omd-tabular (n=2)",)}
+    assert plot_capacity_sweep(tmp_path / "omd-tabular" / "nothing-here") is None

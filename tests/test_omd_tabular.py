@@ -11,8 +11,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from mbrl_bench.baselines.api import EnvInfo, Transition, get_agent
 from mbrl_bench.baselines.omd_tabular import TabularConfig, tabular_study, tabular_study_point
 
+import mbrl_bench
 from mbrl_bench.envs.tabular import two_state_polytope
 
 OPTIMAL_VALUE = 1.0272727
@@ -70,3 +72,40 @@ def test_bad_arguments() -> None:
         tabular_study(two_state_polytope(), "MLE", jnp.ones(1), jnp.ones(1, int), 1)
     with pytest.raises(ValueError, match="iterations"):
         tabular_study_point(two_state_polytope(), "mle", 1.0, 0, -1)
+
+
+def _tabular_info(env_id: str = "mbrl_bench/TwoStatePolytope-v0") -> EnvInfo:
+    env = mbrl_bench.make(env_id)
+    info = EnvInfo(env_id, {}, env.observation_space, env.action_space, mbrl_bench.get_task(env_id))
+    env.close()
+    return info
+
+
+@pytest.mark.parametrize("name, method", [("omd-tabular", "omd"), ("mle-tabular", "mle")])
+def test_tabular_agents_run_the_study_loop(name: str, method: str) -> None:
+    """One agent update is one outer step of the study: same J(pi) sequence from the same seed."""
+    steps, seed, bound = 40, 2, 1.5
+    with jax.enable_x64(True):
+        agent = get_agent(name)(TabularConfig(), _tabular_info(), f"norm:{bound}")
+        state = agent.init(jax.random.PRNGKey(seed))
+        dummy = Transition(*(jnp.zeros((), jnp.int32),) * 4, jnp.bool_(False), jnp.bool_(False))
+        update = jax.jit(agent.update)
+        returns = []
+        for t in range(steps):
+            state, metrics = update(state, dummy, jax.random.PRNGKey(t), jnp.int32(t + 1))
+            returns.append(float(metrics["true_return"]))
+        expected = tabular_study_point(two_state_polytope(), method, bound, seed, steps).returns[:steps]
+        np.testing.assert_allclose(returns, np.asarray(expected), rtol=1e-6, atol=1e-8)
+        assert float(metrics["param_norm"]) <= bound * (1 + 1e-9)
+        action = agent.act(state, jnp.int32(0), jax.random.PRNGKey(0), False)
+        assert action.shape == () and 0 <= int(action) < 2
+
+
+def test_tabular_agents_refuse_other_capacities_and_vector_envs() -> None:
+    with pytest.raises(ValueError, match="supports capacities full and norm:B, got 'width:3'"):
+        get_agent("omd-tabular")(TabularConfig(), _tabular_info(), "width:3")
+    env_id = "mbrl_bench/CartPoleDistractor-v0"
+    env = mbrl_bench.make(env_id)
+    info = EnvInfo(env_id, {}, env.observation_space, env.action_space, mbrl_bench.get_task(env_id))
+    with pytest.raises(ValueError, match=r"needs a tabular env .*use omd or mle-dyna"):
+        get_agent("mle-tabular")(TabularConfig(), info, "full")

@@ -1,5 +1,6 @@
 """Return curves from a results directory: one panel per environment variant, one line per
-(algorithm, capacity), the mean over seeds with a 95% bootstrap band.
+(algorithm, capacity), the mean over seeds with a 95% bootstrap band; and, where an algorithm ran a
+sweep of ``norm:B`` capacities, the final value against the bound B (``plot_capacity_sweep``).
 
 The band is a percentile bootstrap of the mean over seeds, computed independently at each evaluation
 step (seeds resampled with replacement, 2,000 replicates, a fixed RNG seed so the figure is
@@ -19,8 +20,12 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from mbrl_bench.envs import dp
+from mbrl_bench.envs.registration import make
+from mbrl_bench.envs.tabular import TabularMDP
 from mbrl_bench.harness import store
 from mbrl_bench.harness.errors import UsageError
+from mbrl_bench.models.capacity import parse_capacity
 
 BOOTSTRAP_REPLICATES = 2000
 BOOTSTRAP_SEED = 0
@@ -102,6 +107,84 @@ def plot_results(results_dir: str | Path, out: str | Path | None = None) -> Plot
         ax.legend(fontsize=8)
         lines[label] = tuple(names)
     path = Path(out) if out is not None else root / "curves.png"
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=110, format=path.suffix.lstrip(".") or "png")
+    store.atomic_write_bytes(path, buf.getvalue())
+    return PlotSummary(path, tuple(panels), lines)
+
+
+SWEEP_METRIC = "true_return"
+"""The y-axis of the capacity sweep where the agents report it (the exact J(pi) of the tabular agents);
+else the final evaluation return."""
+
+
+def optimal_return(env_id: str, env_kwargs: dict) -> float | None:
+    """J* = mu . V* of an env that exposes its exact MDP (``env.unwrapped.mdp``), else None."""
+    env = make(env_id, **env_kwargs)
+    mdp = getattr(env.unwrapped, "mdp", None)
+    env.close()
+    if not isinstance(mdp, TabularMDP):
+        return None
+    q = dp.value_iteration(mdp.P, mdp.R, mdp.gamma, tol=1e-10).q
+    return float(dp.expected_return(mdp.P, mdp.R, mdp.gamma, mdp.mu, dp.greedy_policy(q)))
+
+
+def plot_capacity_sweep(results_dir: str | Path, out: str | Path | None = None) -> PlotSummary | None:
+    """Final value against the norm bound B, per env (panel) and algorithm (line), mean and 95% band.
+
+    Uses every (algo, env) with at least two ``norm:B`` cells; the value of a seed is the last row of
+    its curve (``SWEEP_METRIC`` if the curve has it, else ``eval_return``); tabular envs get their
+    optimal value J* as a dashed line. Returns None (and draws nothing) when no such sweep exists.
+    """
+    root = Path(results_dir)
+    finals: dict[str, dict[str, dict[float, list[float]]]] = defaultdict(lambda: defaultdict(dict))
+    metric_of: dict[str, str] = {}
+    env_of: dict[str, tuple[str, dict]] = {}
+    for record in store.scan_results(root):
+        capacity = parse_capacity(record.capacity)
+        if capacity.kind != "norm" or not record.curve:
+            continue
+        last = record.curve[-1]
+        metric = SWEEP_METRIC if SWEEP_METRIC in last else "eval_return"
+        metric_of[record.env_label] = metric
+        env_of[record.env_label] = (record.config.get("env_id", ""), record.config.get("env_kwargs", {}))
+        finals[record.env_label][record.algo].setdefault(float(capacity.value), []).append(last[metric])
+    sweeps = {
+        env: {algo: by_bound for algo, by_bound in algos.items() if len(by_bound) >= 2}
+        for env, algos in finals.items()
+    }
+    sweeps = {env: algos for env, algos in sweeps.items() if algos}
+    if not sweeps:
+        return None
+    panels = sorted(sweeps)
+    fig = Figure(figsize=(6.0 * len(panels), 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    lines: dict[str, tuple[str, ...]] = {}
+    for k, label in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), k + 1)
+        names = []
+        for algo, by_bound in sorted(sweeps[label].items()):
+            bounds = sorted(by_bound)
+            n = max(len(v) for v in by_bound.values())
+            values = np.full((n, len(bounds)), np.nan)
+            for j, b in enumerate(bounds):
+                values[: len(by_bound[b]), j] = by_bound[b]
+            mean, low, high = bootstrap_band(values)
+            name = f"{algo} (n={n})"
+            (line,) = ax.plot(bounds, mean, marker="o", markersize=3, label=name)
+            ax.fill_between(bounds, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+            names.append(name)
+        env_id, kwargs = env_of[label]
+        best = optimal_return(env_id, kwargs) if env_id else None
+        if best is not None:
+            ax.axhline(best, color="black", linestyle="--", linewidth=1, label=f"optimal J* = {best:.4g}")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("model norm bound B (capacity norm:B)")
+        ax.set_ylabel("final J(pi), exact" if metric_of[label] == SWEEP_METRIC else "final eval return")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        lines[label] = tuple(names)
+    path = Path(out) if out is not None else root / "capacity_sweep.png"
     buf = io.BytesIO()
     fig.savefig(buf, dpi=110, format=path.suffix.lstrip(".") or "png")
     store.atomic_write_bytes(path, buf.getvalue())

@@ -737,6 +737,21 @@ def _run_batch(
     started: str,
     progress: ProgressFn | None,
 ) -> None:
+    with jax.enable_x64(type(agent).float64):
+        _run_batch_in_precision(spec, agent, cell, members, payloads, batched, todo, started, progress)
+
+
+def _run_batch_in_precision(
+    spec: CellSpec,
+    agent: Agent,
+    cell: Path,
+    members: list[int],
+    payloads: list[dict[str, Any]],
+    batched: bool,
+    todo: list[int],
+    started: str,
+    progress: ProgressFn | None,
+) -> None:
     batch = SeedBatch(agent, spec, members, batched=batched)
     dirs = [store.seed_dir(cell, s) for s in members]
     try:
