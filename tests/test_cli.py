@@ -206,3 +206,13 @@ def test_agents_outside_the_package_register_through_the_environment(tmp_path, m
     monkeypatch.setenv("MBRL_BENCH_AGENT_MODULES", "no_such_module_xyz")
     assert main(["algos"]) == 2
     assert "cannot import agent module 'no_such_module_xyz'" in capsys.readouterr().err
+
+
+def test_crowded_panels_split_by_algorithm(tmp_path) -> None:
+    from mbrl_bench.harness.plots import MAX_LINES, _split_crowded
+
+    curve = [[{"env_step": 0, "eval_return": 1.0}]]
+    lines = {("a", f"norm:{i}"): curve for i in range(MAX_LINES)} | {("b", "full"): curve}
+    split = _split_crowded({"env": lines, "other": {("a", "full"): curve}})
+    assert sorted(split) == ["env | a", "env | b", "other"]
+    assert len(split["env | a"]) == MAX_LINES and list(split["env | b"]) == [("b", "full")]

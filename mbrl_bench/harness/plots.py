@@ -68,6 +68,24 @@ def bootstrap_band(
     return mean, np.where(single, mean, low), np.where(single, mean, high)
 
 
+MAX_LINES = 8
+"""A panel with more (algorithm, capacity) lines than this is split into one panel per algorithm."""
+
+
+def _split_crowded(
+    curves: dict[str, dict[tuple[str, str], list[list[dict]]]],
+) -> dict[str, dict[tuple[str, str], list[list[dict]]]]:
+    """Panels keyed by env label, or by "env label | algo" where one panel would hold too many lines."""
+    out: dict[str, dict[tuple[str, str], list[list[dict]]]] = {}
+    for label, lines in curves.items():
+        if len(lines) <= MAX_LINES:
+            out[label] = lines
+            continue
+        for (algo, capacity), seeds in lines.items():
+            out.setdefault(f"{label} | {algo}", {})[(algo, capacity)] = seeds
+    return out
+
+
 def plot_results(results_dir: str | Path, out: str | Path | None = None) -> PlotSummary:
     """Draw every curve under ``results_dir`` into ``out`` (default ``DIR/curves.png``), atomically."""
     root = Path(results_dir)
@@ -79,6 +97,7 @@ def plot_results(results_dir: str | Path, out: str | Path | None = None) -> Plot
             curves[record.env_label][(record.algo, record.capacity)].append(record.curve)
     if not curves:
         raise UsageError(f"no curve.csv with rows under {root}")
+    curves = _split_crowded(curves)
     panels = sorted(curves)
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
@@ -104,7 +123,7 @@ def plot_results(results_dir: str | Path, out: str | Path | None = None) -> Plot
         ax.set_xlabel("env steps")
         ax.set_ylabel("eval return")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7 if len(names) > 4 else 8, ncols=2 if len(names) > 4 else 1)
         lines[label] = tuple(names)
     path = Path(out) if out is not None else root / "curves.png"
     buf = io.BytesIO()
