@@ -703,17 +703,18 @@ def _run_locked(spec: CellSpec, cell: Path, progress: ProgressFn | None) -> Cell
             elif not batched:
                 batches.extend([m] for m in members if m in todo)
         for members in batches:
-            _run_batch(
-                spec,
-                agent,
-                cell,
-                members,
-                [payloads[m] for m in members if m in payloads],
-                batched,
-                todo,
-                started,
-                progress,
-            )
+            with jax.enable_x64(type(agent).float64):  # the agent's precision, for this cell only
+                _run_batch(
+                    spec,
+                    agent,
+                    cell,
+                    members,
+                    [payloads[m] for m in members if m in payloads],
+                    batched,
+                    todo,
+                    started,
+                    progress,
+                )
     except Exception as e:
         tb = traceback.format_exc()
         for s in todo:
@@ -727,21 +728,6 @@ def _run_locked(spec: CellSpec, cell: Path, progress: ProgressFn | None) -> Cell
 
 
 def _run_batch(
-    spec: CellSpec,
-    agent: Agent,
-    cell: Path,
-    members: list[int],
-    payloads: list[dict[str, Any]],
-    batched: bool,
-    todo: list[int],
-    started: str,
-    progress: ProgressFn | None,
-) -> None:
-    with jax.enable_x64(type(agent).float64):
-        _run_batch_in_precision(spec, agent, cell, members, payloads, batched, todo, started, progress)
-
-
-def _run_batch_in_precision(
     spec: CellSpec,
     agent: Agent,
     cell: Path,
