@@ -196,30 +196,21 @@ def read_curve(path: Path) -> pd.DataFrame:
     if raw.empty:
         raise ResultsError(path, "no evaluation rows (header only)")
     curve = pd.DataFrame(index=raw.index)
-    for column in CURVE_COLUMNS:
+    metrics = [c for c in raw.columns if c not in CURVE_COLUMNS]
+    for column in (*CURVE_COLUMNS, *metrics):
         text = raw[column].str.strip()
         values = pd.to_numeric(text, errors="coerce").astype("float64")
         blank = text.str.lower().isin(["", "nan"])
         bad = values.isna() & ~blank
         if bad.any():
             row = int(bad.idxmax())
+            kind = "metric column" if column in metrics else "column"
             raise ResultsError(
-                path, f"non-numeric value {raw[column].iloc[row]!r} in column {column!r} at line {row + 2}"
+                path, f"non-numeric value {raw[column].iloc[row]!r} in {kind} {column!r} at line {row + 2}"
             )
         if column in ("env_step", "eval_return") and not np.isfinite(values.to_numpy()).all():
             row = int((~np.isfinite(values.to_numpy())).argmax())
             raise ResultsError(path, f"missing or non-finite value in column {column!r} at line {row + 2}")
-        curve[column] = values
-    for column in (c for c in raw.columns if c not in CURVE_COLUMNS):
-        text = raw[column].str.strip()
-        values = pd.to_numeric(text, errors="coerce").astype("float64")
-        bad = values.isna() & ~text.str.lower().isin(["", "nan"])
-        if bad.any():
-            row = int(bad.idxmax())
-            raise ResultsError(
-                path,
-                f"non-numeric value {raw[column].iloc[row]!r} in metric column {column!r} at line {row + 2}",
-            )
         curve[column] = values
     steps = curve["env_step"].to_numpy()
     if steps[0] != 0:

@@ -68,6 +68,13 @@ def bootstrap_band(
     return mean, np.where(single, mean, low), np.where(single, mean, high)
 
 
+def _save(fig: Figure, path: Path) -> None:
+    """Render ``fig`` in the format of ``path``'s suffix and write it atomically."""
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=110, format=path.suffix.lstrip(".") or "png")
+    store.atomic_write_bytes(path, buf.getvalue())
+
+
 MAX_LINES = 8
 """A panel with more (algorithm, capacity) lines than this is split into one panel per algorithm."""
 
@@ -126,9 +133,7 @@ def plot_results(results_dir: str | Path, out: str | Path | None = None) -> Plot
         ax.legend(fontsize=7 if len(names) > 4 else 8, ncols=2 if len(names) > 4 else 1)
         lines[label] = tuple(names)
     path = Path(out) if out is not None else root / "curves.png"
-    buf = io.BytesIO()
-    fig.savefig(buf, dpi=110, format=path.suffix.lstrip(".") or "png")
-    store.atomic_write_bytes(path, buf.getvalue())
+    _save(fig, path)
     return PlotSummary(path, tuple(panels), lines)
 
 
@@ -204,7 +209,5 @@ def plot_capacity_sweep(results_dir: str | Path, out: str | Path | None = None) 
         ax.legend(fontsize=8)
         lines[label] = tuple(names)
     path = Path(out) if out is not None else root / "capacity_sweep.png"
-    buf = io.BytesIO()
-    fig.savefig(buf, dpi=110, format=path.suffix.lstrip(".") or "png")
-    store.atomic_write_bytes(path, buf.getvalue())
+    _save(fig, path)
     return PlotSummary(path, tuple(panels), lines)

@@ -302,7 +302,7 @@ class SeedBatch:
         self._log: list[Any] = []
         self._log_base = 0
         self._key_block: tuple[int, Any] = (-1, None)
-        self._last_row_step: int | None = None
+        self._last_row_step = 0
         """Env step of the last curve row (the metric sums in the carry start there)."""
         self._f = _functions(spec, agent, n, batched, self._obs, self._rtt)
         self.metric_names = self._f.metric_names
@@ -531,7 +531,7 @@ class SeedBatch:
 
         The agent's metrics in the row are their means over the env steps since the previous row.
         """
-        since = self.env_step - (self._last_row_step if self._last_row_step is not None else 0)
+        since = self.env_step - self._last_row_step
         sums = np.asarray(self.carry.metric_sum, dtype=np.float64)
         for i, alive in enumerate(self.alive):
             if alive:
