@@ -7,6 +7,7 @@ plain picklable record: executors ship it to worker processes or Ray tasks uncha
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from dataclasses import dataclass, field
@@ -104,18 +105,19 @@ def _env_facts(env_id: str, kwargs_items: tuple[tuple[str, Any], ...]) -> tuple[
         env.close()
 
 
-def env_info(env_id: str, env_kwargs: dict[str, Any]) -> EnvInfo:
-    """What an agent is told about a variant (spaces and the true task)."""
+def env_info(env_id: str, env_kwargs: dict[str, Any], budget: int | None = None) -> EnvInfo:
+    """What an agent is told about a variant (spaces, the true task) and the run's budget."""
     _, obs_space, act_space = _env_facts(env_id, tuple(sorted(env_kwargs.items())))
     task = mbrl_bench.get_task(env_id, **env_kwargs)
-    return EnvInfo(env_id, dict(env_kwargs), obs_space, act_space, task)
+    return EnvInfo(env_id, dict(env_kwargs), obs_space, act_space, task, budget)
 
 
 def build_agent(spec: CellSpec) -> Agent:
     """The agent of a cell, built from its resolved config."""
     agent_cls = get_agent(spec.algo)
     config = resolve_agent_config(agent_cls, spec.agent_config)
-    return agent_cls(config, env_info(spec.env_id, spec.env_kwargs), spec.capacity)
+    info = dataclasses.replace(env_info(spec.env_id, spec.env_kwargs), total_steps=spec.steps)
+    return agent_cls(config, info, spec.capacity)
 
 
 def _positive(name: str, value: int) -> int:
