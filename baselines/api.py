@@ -66,10 +66,6 @@ class EnvInfo:
     budget: int | None = None
     """The run's total env steps per seed when the harness knows it (``--steps``), else None: for
     schedules that anneal over the run (PPO's learning rate) and buffers sized to it (jaxrl's replay)."""
-    total_steps: int | None = None
-    """Env steps this run takes per seed (its budget), set by the harness from ``--steps``; None when
-    unknown (an agent built outside a run). Agents whose schedules span the whole run read it:
-    PPO anneals its learning rate to 0 over it (CleanRL), Rainbow sizes its replay to hold it."""
 
 
 class Agent(abc.ABC):

@@ -20,10 +20,36 @@ Two choices keep the update exact under this interface:
 GAE separates ``terminated`` (no bootstrap) from ``truncated`` (bootstrap from the true final observation,
 which ``Transition.next_obs`` carries); both cut the advantage trace at the episode boundary.
 
-Continuous actions are the raw Gaussian samples, unclipped, so their log-probability is exact (the
-transition carries what ``act`` returned). MuJoCo clamps controls to ``ctrlrange`` itself, but the v5
-envs charge their control cost on the action as given, so samples outside the box cost a little more
-than under CleanRL, whose ClipAction wrapper clips between agent and env.
+Continuous actions follow CleanRL's ppo_continuous_action.py, whose wrappers clip actions to the
+bounds, normalise observations (clip 10) and divide rewards by the running standard deviation of the
+discounted return (clip 10), and whose learning rate falls linearly to 0 over the run:
+
+- Actions are clipped to the action space's bounds inside ``act`` (the harness steps the env with what
+  ``act`` returns, and ``Transition.action`` carries it): the env sees exactly CleanRL's clipped
+  actions. The raw Gaussian sample is not recoverable at learning time, so the log-probability is that
+  of the clipped action under the censored Gaussian (density inside the box, the Gaussian's tail mass
+  at a bound): the clipped-action policy gradient of Fujita & Maeda (ICML 2018), which has the same
+  expectation as CleanRL's unclipped-sample estimator and lower variance. This is the one deviation.
+- Reward normalisation (``normalize_reward``) is CleanRL's NormalizeReward (gym 0.23 as CleanRL pins it):
+  per step, the discounted return ``R = gamma R + r`` is merged into running statistics, the reward is
+  divided by ``sqrt(var(R) + 1e-8)`` and clipped to +-10, and ``R`` restarts at 0 after an episode end.
+  The rollout stores the normalised reward, as CleanRL's buffer does.
+- Learning-rate annealing (``anneal_lr``): the i-th learning phase (1-based) uses
+  ``lr * (1 - (i - 1) / num_iterations)`` with ``num_iterations = total_steps // n_steps``, CleanRL's
+  schedule; the budget comes from ``EnvInfo.budget``, which the harness sets from ``--steps``
+  (constant lr when it is unknown). So a 100K and a 200K run differ from the first update on.
+
+Kept from before because it is better than CleanRL: truncated steps bootstrap from the true final
+observation (CleanRL treats a time limit as a termination).
+
+Discrete actions: the defaults are this benchmark's own compromise, not CleanRL's ppo.py and not the
+rl-zoo CartPole entry; each field's docstring says where its value comes from. Against the anchors:
+CleanRL ppo.py uses 4 envs x 128 steps, 4 minibatches, 4 epochs, lr 2.5e-4 annealed, entropy 0.01;
+rl-zoo CartPole-v1 uses 8 envs x 32 steps, batch 256, 20 epochs, lr and clip range annealed from
+1e-3 and 0.2, gamma 0.98, GAE lambda 0.8, entropy 0. Here: zoo's 256 samples per rollout with
+CleanRL continuous's optimisation (minibatch 64, 10 epochs, lr 3e-4 annealed, gamma 0.99, lambda 0.95,
+entropy 0, no reward normalisation), which reaches 500 on CartPole within 100K steps (README,
+Benchmarks).
 """
 
 from __future__ import annotations
@@ -41,7 +67,6 @@ from mbrl_bench.baselines.common.distributions import (
     categorical_entropy,
     categorical_log_prob,
     gaussian_entropy,
-    gaussian_log_prob,
 )
 from mbrl_bench.baselines.common.networks import MLP, activation
 from mbrl_bench.baselines.common.normalization import RunningStats, normalize, stats_init, stats_merge
@@ -50,29 +75,35 @@ from mbrl_bench.baselines.common.spaces import encode, feature_dim, raw_observat
 
 @dataclass(frozen=True)
 class PPOConfig:
-    """PPO hyperparameters. Sources: CleanRL ppo.py / ppo_continuous_action.py (CRL), SB3 rl-zoo (ZOO)."""
+    """PPO hyperparameters. Sources: CleanRL ppo_continuous_action.py (CRL-C) and ppo.py (CRL-D), SB3
+    rl-zoo's CartPole-v1 entry (ZOO). Continuous defaults are CRL-C's; discrete ones are mixed, as
+    each field says (see the module docstring)."""
 
     n_steps: int | None = None
-    """Env steps per rollout (one env); None: 256 for discrete actions (ZOO CartPole: 8 envs x 32),
-    2048 for continuous (CRL continuous: 1 env x 2048)."""
+    """Env steps per rollout (one env); None: 256 for discrete actions (ZOO CartPole: 8 envs x 32;
+    CRL-D 4 x 128 = 512), 2048 for continuous (CRL-C: 1 env x 2048)."""
     minibatch_size: int = 64
-    """Samples per gradient step: CRL continuous (2048 / 32 minibatches); must divide n_steps."""
+    """Samples per gradient step: CRL-C (2048 / 32 minibatches); discrete: the same (CRL-D 512 / 4 =
+    128, ZOO 256); must divide n_steps."""
     update_epochs: int = 10
-    """Passes over each rollout: CRL continuous 10 (CRL discrete 4, ZOO CartPole 20)."""
+    """Passes over each rollout: CRL-C 10; discrete: the same (CRL-D 4, ZOO 20)."""
     learning_rate: float = 3e-4
-    """Adam step size, constant: CRL continuous 3e-4 (CRL anneals to 0 over a known budget, unknown here)."""
+    """Adam step size at the start: CRL-C 3e-4; discrete: the same (CRL-D 2.5e-4, ZOO 1e-3)."""
+    anneal_lr: bool = True
+    """Anneal the step size linearly to 0 over the run's budget (``EnvInfo.budget``): CRL-C and
+    CRL-D (ZOO anneals too, ``lin_1e-3``). Constant when the budget is unknown."""
     adam_eps: float = 1e-5
     """Adam epsilon: CRL (the PPO implementation details of Huang et al. 2022)."""
     gamma: float = 0.99
-    """Discount: CRL and the PPO paper's MuJoCo setting."""
+    """Discount: CRL-C, CRL-D and the PPO paper's MuJoCo setting (ZOO CartPole 0.98)."""
     gae_lambda: float = 0.95
-    """GAE lambda: CRL and the PPO paper."""
+    """GAE lambda: CRL-C, CRL-D and the PPO paper (ZOO CartPole 0.8)."""
     clip_coef: float = 0.2
     """Ratio clip epsilon: the PPO paper and CRL."""
     clip_value_loss: bool = True
     """Clip the value update around the old values like the ratio: CRL (OpenAI baselines' ppo2)."""
     ent_coef: float = 0.0
-    """Entropy bonus weight: CRL continuous and ZOO CartPole 0.0 (CRL discrete 0.01)."""
+    """Entropy bonus weight: CRL-C and ZOO CartPole 0.0 (CRL-D 0.01)."""
     vf_coef: float = 0.5
     """Value loss weight: CRL."""
     max_grad_norm: float = 0.5
@@ -84,8 +115,13 @@ class PPOConfig:
     activation: str = "tanh"
     """Hidden activation: CRL."""
     normalize_obs: bool | None = None
-    """Running observation normalisation; None: on for continuous actions (CRL continuous, Gymnasium's
-    NormalizeObservation), off for discrete (CRL discrete)."""
+    """Running observation normalisation, clipped to +-10; None: on for continuous actions (CRL-C's
+    NormalizeObservation and clip), off for discrete (CRL-D, ZOO CartPole)."""
+    normalize_reward: bool | None = None
+    """Divide rewards by the running std of the discounted return and clip to +-``reward_clip``; None:
+    on for continuous actions (CRL-C's NormalizeReward and clip), off for discrete (CRL-D, ZOO)."""
+    reward_clip: float = 10.0
+    """Clip of normalised rewards: CRL-C (TransformReward clip to +-10)."""
 
 
 class ActorCritic(nn.Module):
@@ -115,7 +151,12 @@ class PPOState(NamedTuple):
     opt_state: Any
     obs_stats: RunningStats
     """Statistics the current policy normalises with; frozen during a rollout."""
+    return_stats: RunningStats
+    """Running statistics of the discounted return, updated every step (reward normalisation)."""
+    discounted_return: jax.Array
+    """The current episode's discounted return so far, ``R = gamma R + r`` (reward normalisation)."""
     rollout: Transition
+    """The current rollout; its rewards are the normalised ones when reward normalisation is on."""
     metrics: dict[str, jax.Array]
     """Losses of the latest learning phase, reported at every step."""
 
@@ -149,7 +190,65 @@ def gae(
     return adv
 
 
-_METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
+def clipped_gaussian_log_prob(
+    mean: jax.Array, log_std: jax.Array, action: jax.Array, low: np.ndarray, high: np.ndarray
+) -> jax.Array:
+    """log-probability of ``action = clip(x, low, high)``, ``x ~ N(mean, exp(log_std)^2)`` per dim, summed
+    over the last axis (the censored Gaussian of Fujita & Maeda 2018, "Clipped Action Policy Gradient").
+
+    Inside the box it is the Gaussian log-density; an action component at a finite bound has the
+    Gaussian's tail mass beyond that bound, log Phi((low - mean) / std) or log Phi((mean - high) / std).
+    Infinite bounds never clip; they are masked out statically so no inf enters the gradient.
+    """
+    std = jnp.exp(log_std)
+    z = (action - mean) / std
+    inside = -0.5 * z**2 - log_std - 0.5 * np.log(2.0 * np.pi)
+    has_low, has_high = np.isfinite(low), np.isfinite(high)
+    low_safe, high_safe = np.where(has_low, low, 0.0), np.where(has_high, high, 0.0)
+    at_low = has_low & (action <= low_safe)
+    at_high = has_high & (action >= high_safe)
+    below = jax.scipy.special.log_ndtr((low_safe - mean) / std)
+    above = jax.scipy.special.log_ndtr((mean - high_safe) / std)
+    return jnp.sum(jnp.where(at_low, below, jnp.where(at_high, above, inside)), axis=-1)
+
+
+def normalize_reward(
+    return_stats: RunningStats,
+    discounted_return: jax.Array,
+    reward: jax.Array,
+    done: jax.Array,
+    gamma: float,
+    clip: float,
+) -> tuple[RunningStats, jax.Array, jax.Array]:
+    """One step of CleanRL's reward normalisation (gym 0.23's NormalizeReward, then a clip).
+
+    ``R = gamma R + r`` is merged into the running statistics, the reward is divided by
+    ``sqrt(var(R) + 1e-8)`` and clipped to +-``clip``, and ``R`` restarts at 0 when the episode ended.
+
+    Returns:
+        (updated statistics, the new ``R``, the normalised reward).
+    """
+    ret = discounted_return * gamma + reward
+    stats = stats_merge(return_stats, ret.reshape(1, 1))
+    scaled = jnp.clip(reward / jnp.sqrt(stats.var[0] + 1e-8), -clip, clip)
+    return stats, jnp.where(done, jnp.zeros_like(ret), ret), scaled
+
+
+def annealed_learning_rate(
+    learning_rate: float, step: jax.Array, n_steps: int, total_steps: int | None
+) -> jax.Array:
+    """CleanRL's linear schedule: the learning phase ending at env ``step`` (phase i = step // n_steps,
+    counting from 1) uses ``lr * (1 - (i - 1) / (total_steps // n_steps))``; constant if ``total_steps``
+    is None or shorter than one rollout (no phase would run anyway)."""
+    iterations = (total_steps or 0) // n_steps
+    if iterations < 1:
+        return jnp.asarray(learning_rate, jnp.float32)
+    phase = step // n_steps
+    frac = 1.0 - (phase - 1).astype(jnp.float32) / iterations
+    return learning_rate * jnp.clip(frac, 0.0, 1.0)
+
+
+_METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "learning_rate")
 
 
 @register_agent
@@ -159,7 +258,7 @@ class PPO(Agent):
     name: ClassVar[str] = "ppo"
     Config: ClassVar[type] = PPOConfig
     action_kinds: ClassVar[frozenset[str]] = frozenset({"discrete", "continuous"})
-    description: ClassVar[str] = "PPO, clipped objective + GAE (model-free reference, CleanRL defaults)"
+    description: ClassVar[str] = "PPO, clipped objective + GAE (model-free reference, CleanRL settings)"
 
     def __init__(self, config: PPOConfig, env: EnvInfo, capacity: str = "full") -> None:
         super().__init__(config, env, capacity)
@@ -180,11 +279,19 @@ class PPO(Agent):
         self.action_shape: tuple[int, ...] = tuple(space.shape) if self.continuous else ()
         num_outputs = int(np.prod(space.shape)) if self.continuous else int(space.n)
         self.action_dtype = jnp.float32 if self.continuous else jnp.int32
+        if self.continuous:
+            self.action_low = np.asarray(space.low, np.float32)
+            self.action_high = np.asarray(space.high, np.float32)
         self.use_obs_norm = self.continuous if config.normalize_obs is None else config.normalize_obs
+        self.use_reward_norm = self.continuous if config.normalize_reward is None else config.normalize_reward
+        if not config.reward_clip > 0:
+            raise ValueError(f"reward_clip must be > 0, got {config.reward_clip}")
+        self.total_steps = env.budget
         self.net = ActorCritic(config.hidden_sizes, config.activation, num_outputs, self.continuous)
+        # Adam without its step size: the (annealed) learning rate multiplies the update in ``_learn``.
         self.tx = optax.chain(
             optax.clip_by_global_norm(config.max_grad_norm),
-            optax.adam(config.learning_rate, eps=config.adam_eps),
+            optax.scale_by_adam(eps=config.adam_eps),
         )
 
     def init(self, key: jax.Array) -> PPOState:
@@ -200,7 +307,15 @@ class PPO(Agent):
             truncated=jnp.zeros((n,), bool),
         )
         metrics = {k: jnp.zeros(()) for k in _METRICS}
-        return PPOState(params, self.tx.init(params), stats_init(self.obs_dim), rollout, metrics)
+        return PPOState(
+            params,
+            self.tx.init(params),
+            stats_init(self.obs_dim),
+            stats_init(1),
+            jnp.zeros(()),
+            rollout,
+            metrics,
+        )
 
     def _inputs(self, stats: RunningStats, obs: jax.Array) -> jax.Array:
         x = encode(self.obs_space, obs)
@@ -210,15 +325,16 @@ class PPO(Agent):
         self, out: jax.Array, log_std: jax.Array, action: jax.Array
     ) -> tuple[jax.Array, jax.Array]:
         if self.continuous:
-            return gaussian_log_prob(out, log_std, action), gaussian_entropy(log_std)
+            log_prob = clipped_gaussian_log_prob(out, log_std, action, self.action_low, self.action_high)
+            return log_prob, gaussian_entropy(log_std)
         return categorical_log_prob(out, action), categorical_entropy(out)
 
     def act(self, state: PPOState, obs: jax.Array, key: jax.Array, explore: bool) -> jax.Array:
         out, log_std, _ = self.net.apply(state.params, self._inputs(state.obs_stats, obs))
         if self.continuous:
-            if not explore:
-                return out
-            return out + jnp.exp(log_std) * jax.random.normal(key, out.shape)
+            if explore:
+                out = out + jnp.exp(log_std) * jax.random.normal(key, out.shape)
+            return jnp.clip(out, self.action_low, self.action_high)
         if not explore:
             return jnp.argmax(out).astype(jnp.int32)
         return jax.random.categorical(key, out).astype(jnp.int32)
@@ -226,11 +342,19 @@ class PPO(Agent):
     def update(
         self, state: PPOState, transition: Transition, key: jax.Array, step: jax.Array
     ) -> tuple[PPOState, dict[str, jax.Array]]:
+        cfg = self.config
         i = (step - 1) % self.n_steps
+        reward = jnp.asarray(transition.reward, jnp.float32)
+        return_stats, discounted_return = state.return_stats, state.discounted_return
+        if self.use_reward_norm:
+            done = jnp.asarray(transition.terminated) | jnp.asarray(transition.truncated)
+            return_stats, discounted_return, reward = normalize_reward(
+                return_stats, discounted_return, reward, done, cfg.gamma, cfg.reward_clip
+            )
         item = Transition(
             transition.obs,
             transition.action,
-            transition.reward,
+            reward,
             transition.next_obs,
             transition.terminated,
             transition.truncated,
@@ -239,9 +363,10 @@ class PPO(Agent):
         # The rollout is an operand, not an output, of the cond: outputs are copied every step.
         learner = (state.params, state.opt_state, state.obs_stats, state.metrics)
         learner = jax.lax.cond(
-            step % self.n_steps == 0, self._learn, lambda lr, ro, k: lr, learner, rollout, key
+            step % self.n_steps == 0, self._learn, lambda lr, ro, k, s: lr, learner, rollout, key, step
         )
-        state = PPOState(*learner[:3], rollout, learner[3])
+        params, opt_state, obs_stats, metrics = learner
+        state = PPOState(params, opt_state, obs_stats, return_stats, discounted_return, rollout, metrics)
         return state, state.metrics
 
     def _loss(self, params: Any, batch: dict[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -274,10 +399,14 @@ class PPO(Agent):
         return loss, metrics
 
     def _learn(
-        self, learner: tuple[Any, Any, RunningStats, Any], ro: Transition, key: jax.Array
+        self, learner: tuple[Any, Any, RunningStats, Any], ro: Transition, key: jax.Array, step: jax.Array
     ) -> tuple[Any, ...]:
         cfg = self.config
         params, opt_state, obs_stats, _ = learner
+        if cfg.anneal_lr:
+            lr = annealed_learning_rate(cfg.learning_rate, step, self.n_steps, self.total_steps)
+        else:
+            lr = jnp.asarray(cfg.learning_rate, jnp.float32)
         old_out, old_log_std, old_value = self.net.apply(params, self._inputs(obs_stats, ro.obs))
         _, _, next_value = self.net.apply(params, self._inputs(obs_stats, ro.next_obs))
         old_log_prob, _ = self._log_prob_entropy(old_out, old_log_std, ro.action)
@@ -302,6 +431,7 @@ class PPO(Agent):
             params, opt_state = carry
             grads, metrics = grad_fn(params, batch)
             updates, opt_state = self.tx.update(grads, opt_state, params)
+            updates = jax.tree.map(lambda u: -lr * u, updates)
             return (optax.apply_updates(params, updates), opt_state), metrics
 
         def epoch(carry: tuple[Any, Any], epoch_key: jax.Array) -> tuple[tuple[Any, Any], Any]:
@@ -312,4 +442,5 @@ class PPO(Agent):
         (params, opt_state), metrics = jax.lax.scan(
             epoch, (params, opt_state), jax.random.split(key, cfg.update_epochs)
         )
-        return params, opt_state, stats, jax.tree.map(jnp.mean, metrics)
+        metrics = {**jax.tree.map(jnp.mean, metrics), "learning_rate": lr}
+        return params, opt_state, stats, metrics

@@ -4,11 +4,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 from mbrl_bench.baselines.api import EnvInfo, Transition, get_agent
-from mbrl_bench.baselines.ppo import PPO, PPOConfig, gae
+from mbrl_bench.baselines.common.normalization import stats_init
+from mbrl_bench.baselines.ppo import (
+    PPO,
+    PPOConfig,
+    annealed_learning_rate,
+    clipped_gaussian_log_prob,
+    gae,
+    normalize_reward,
+)
 
 import mbrl_bench
-from mbrl_bench.harness.cells import plan_cell
+from mbrl_bench.harness.cells import build_agent, plan_cell
 from mbrl_bench.harness.runner import run_cell
 
 CARTPOLE = "mbrl_bench/CartPoleDistractor-v0"
@@ -115,3 +124,71 @@ def test_continuous_mujoco_smoke_run_learns_with_finite_losses():
     assert float(state.obs_stats.count) == pytest.approx(256.0)
     moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), params0, state.params)
     assert all(jax.tree.leaves(moved))
+
+
+def test_clipped_gaussian_log_prob_is_the_censored_law():
+    mean, log_std = jnp.array([0.3]), jnp.array([np.log(0.8)])
+    low, high = np.array([-1.0], np.float32), np.array([1.0], np.float32)
+    # Inside the box: the Gaussian density; at a bound: the tail mass beyond it.
+    inner = jnp.linspace(-1.0, 1.0, 20_001)[1:-1, None]
+    density = jnp.exp(clipped_gaussian_log_prob(mean, log_std, inner, low, high))
+    area = float(jnp.sum(density) * (2.0 / 20_000))
+    mass_low = float(jnp.exp(clipped_gaussian_log_prob(mean, log_std, jnp.array([-1.0]), low, high)))
+    mass_high = float(jnp.exp(clipped_gaussian_log_prob(mean, log_std, jnp.array([1.0]), low, high)))
+    assert mass_low == pytest.approx(scipy.stats.norm.cdf(-1.0, 0.3, 0.8), rel=1e-4)
+    assert mass_high == pytest.approx(scipy.stats.norm.sf(1.0, 0.3, 0.8), rel=1e-4)
+    assert area + mass_low + mass_high == pytest.approx(1.0, abs=1e-3)
+    # An unbounded dim never clips, and its gradient stays finite.
+    unbounded = np.array([-np.inf]), np.array([np.inf])
+    grad = jax.grad(lambda m: clipped_gaussian_log_prob(m, log_std, jnp.array([5.0]), *unbounded))(mean)
+    assert bool(jnp.isfinite(grad).all()) and float(grad[0]) > 0.0
+
+
+def test_reward_normalisation_matches_cleanrl_normalize_reward():
+    # CleanRL pins gym 0.23: returns = returns * gamma + r; update the running var with it; r / sqrt(var
+    # + 1e-8); returns[done] = 0; then clip to +-10. Written out here with numpy as an independent check.
+    rng = np.random.default_rng(0)
+    rewards = rng.normal(3.0, 2.0, 60).astype(np.float32)
+    rewards[7] = 500.0  # a spike that the clip must catch
+    dones = np.zeros(60, bool)
+    dones[[20, 41]] = True
+    mean, var, count, ret = 0.0, 1.0, 1e-4, 0.0
+    expected = []
+    for r, d in zip(rewards, dones, strict=True):
+        ret = ret * 0.99 + r
+        total = count + 1
+        delta = ret - mean
+        m2 = var * count + delta**2 * count / total
+        mean, var, count = mean + delta / total, m2 / total, total
+        expected.append(np.clip(r / np.sqrt(var + 1e-8), -10, 10))
+        ret = 0.0 if d else ret
+    stats, discounted, got = stats_init(1), jnp.zeros(()), []
+    step = jax.jit(normalize_reward, static_argnums=(4, 5))
+    for r, d in zip(rewards, dones, strict=True):
+        stats, discounted, scaled = step(stats, discounted, jnp.float32(r), jnp.bool_(d), 0.99, 10.0)
+        got.append(float(scaled))
+    np.testing.assert_allclose(got, expected, rtol=2e-4)
+    assert max(got) == pytest.approx(10.0)
+
+
+def test_learning_rate_anneals_to_zero_over_the_runs_budget():
+    lr = lambda step, total: float(annealed_learning_rate(3e-4, jnp.int32(step), 2048, total))
+    assert lr(2048, 100_000) == pytest.approx(3e-4)  # the first phase: full step size
+    assert lr(48 * 2048, 100_000) == pytest.approx(3e-4 / 48)  # 48 phases fit in 100K steps
+    assert lr(48 * 2048, 200_000) == pytest.approx(3e-4 * (1 - 47 / 97))
+    assert lr(48 * 2048, None) == pytest.approx(3e-4)  # budget unknown: constant
+    # The harness tells the agent its run's budget.
+    spec = plan_cell("ppo", "mbrl_bench/Reacher-v0", seeds=1, steps=12_288, eval_every=12_288)
+    agent = build_agent(spec)
+    assert agent.total_steps == 12_288
+
+
+def test_continuous_actions_are_clipped_to_the_bounds():
+    info = _env_info("mbrl_bench/Pusher-v0")  # Box(-2, 2, (7,))
+    agent = PPO(PPOConfig(), info)
+    state = agent.init(jax.random.key(0))
+    wide = {**state.params["params"], "log_std": jnp.full((7,), 2.0)}  # std e^2: most samples leave the box
+    state = state._replace(params={"params": wide})
+    obs = jnp.zeros(info.observation_space.shape)
+    actions = jax.vmap(lambda k: agent.act(state, obs, k, True))(jax.random.split(jax.random.key(1), 200))
+    assert float(actions.min()) == -2.0 and float(actions.max()) == 2.0

@@ -7,7 +7,6 @@ plain picklable record: executors ship it to worker processes or Ray tasks uncha
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 from dataclasses import dataclass, field
@@ -116,8 +115,7 @@ def build_agent(spec: CellSpec) -> Agent:
     """The agent of a cell, built from its resolved config."""
     agent_cls = get_agent(spec.algo)
     config = resolve_agent_config(agent_cls, spec.agent_config)
-    info = dataclasses.replace(env_info(spec.env_id, spec.env_kwargs), total_steps=spec.steps)
-    return agent_cls(config, info, spec.capacity)
+    return agent_cls(config, env_info(spec.env_id, spec.env_kwargs, spec.steps), spec.capacity)
 
 
 def _positive(name: str, value: int) -> int:
