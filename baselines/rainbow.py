@@ -11,6 +11,17 @@ terminated end stops bootstrapping and a truncated one bootstraps from the true 
 the transition carries. A slot becomes sampleable (gets the running maximum priority) only once the n-1
 steps after it are written; until then its priority is 0, which also keeps the ring buffer from
 stitching old and new data into one window.
+
+The C51 support is sized per env (``return_bounds``): [min(0, r_min), max(0, r_max)] / (1 - gamma),
+the range of any discounted return of rewards in [r_min, r_max], infinite-horizon because truncated
+episodes bootstrap (the value learned is the discounted return beyond the time limit). The reward
+range is exact for envs with a discrete observation space (the true reward function evaluated on every
+(s, a, s')) and read from ``REWARD_RANGES`` for the others; an env in neither needs explicit ``v_min``
+and ``v_max``. CartPole gives DER's shape scaled to [0, 100]; TwoStatePolytope (R in [-0.45, 0.5])
+gives [-45, 50], so its negative returns no longer pile up on the lowest atom.
+
+The replay and the importance-weight annealing span the whole run (``EnvInfo.budget``) as in
+data-efficient Rainbow, whose 100K-step runs keep every transition and anneal over the run.
 """
 
 from __future__ import annotations
@@ -19,8 +30,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
 import flax.linen as nn
+import gymnasium as gym
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from mbrl_bench.baselines.api import Agent, EnvInfo, Transition, action_kind, register_agent
 from mbrl_bench.baselines.common.distributions import categorical_projection
@@ -64,23 +77,25 @@ class RainbowConfig:
     """Env steps between updates: DER 1."""
     target_update_period: int = 2000
     """Env steps between target-network copies: DER 2000 (one update per step)."""
-    replay_capacity: int = 100_000
-    """Transitions kept: DER keeps the whole run (its 100K-step budget)."""
+    replay_capacity: int | None = None
+    """Transitions kept; None: the run's budget (``EnvInfo.budget``, 100K when unknown), as DER keeps
+    its whole 100K-step run."""
     priority_exponent: float = 0.5
     """omega, priority = loss^omega: DER / Rainbow 0.5."""
     priority_weight_start: float = 0.4
     """Importance-sampling exponent beta at the start: DER / Rainbow 0.4."""
-    priority_weight_steps: int = 100_000
-    """Env steps over which beta rises linearly to 1: DER anneals over the whole (100K-step) run."""
+    priority_weight_steps: int | None = None
+    """Env steps over which beta rises linearly to 1; None: the run's budget (100K when unknown), as DER
+    anneals over its whole run."""
     num_atoms: int = 51
     """C51 support size: DER / Rainbow 51."""
-    v_min: float = 0.0
-    """Lowest return atom. DER -10; tuned to 0: rewards of +1 per step make every return >= 0, so atoms
-    below 0 only waste resolution."""
-    v_max: float = 100.0
-    """Highest return atom. DER 10 (Atari rewards clipped to [-1, 1]); tuned to 100 = 1 / (1 - gamma),
-    CartPole's largest discounted return: at 10 the support saturates for every state more than ~10
-    steps from failure and greedy actions stop being distinguishable (seeds stuck at ~9 steps)."""
+    v_min: float | None = None
+    """Lowest return atom; None: per env, min(0, r_min) / (1 - gamma) (module docstring). DER's -10 is
+    this rule for Atari's clipped rewards with an effective horizon of 10; CartPole gets 0."""
+    v_max: float | None = None
+    """Highest return atom; None: per env, max(0, r_max) / (1 - gamma). DER 10; CartPole gets 100, its
+    largest discounted return: at 10 the support saturates for every state more than ~10 steps from
+    failure and greedy actions stop being distinguishable (seeds stuck at ~9 steps)."""
     noisy_sigma0: float = 0.1
     """Initial noisy-net scale: DER 0.1 (Rainbow 0.5)."""
     torso_sizes: tuple[int, ...] = (128,)
@@ -150,6 +165,37 @@ def n_step_targets(window: Transition, gamma: float) -> NStepTargets:
 
 _METRICS = ("loss", "q_mean", "priority_weight")
 
+REWARD_RANGES: dict[str, tuple[float, float]] = {
+    "mbrl_bench/CartPoleDistractor-v0": (1.0, 1.0),
+}
+"""Per-step reward range of the discrete-action envs whose observation space is not discrete (those
+get theirs exactly from the true reward function): CartPole-v1 pays +1 on every step."""
+
+DEFAULT_BUDGET = 100_000
+"""Replay size and annealing span when the run's budget is unknown: DER's 100K-step run."""
+
+
+def reward_range(env: EnvInfo) -> tuple[float, float] | None:
+    """(r_min, r_max) of one env step: exact on a discrete observation space (the true reward function
+    on every (s, a, s')), else from ``REWARD_RANGES``; None if unknown."""
+    obs_space, action_space = env.observation_space, env.action_space
+    if isinstance(obs_space, gym.spaces.Discrete) and isinstance(action_space, gym.spaces.Discrete):
+        s, a, s2 = np.meshgrid(
+            np.arange(obs_space.n) + obs_space.start,
+            np.arange(action_space.n) + action_space.start,
+            np.arange(obs_space.n) + obs_space.start,
+            indexing="ij",
+        )
+        rewards = np.asarray(env.task.reward_fn(s.ravel()[:, None], a.ravel(), s2.ravel()[:, None]))
+        return float(rewards.min()), float(rewards.max())
+    return REWARD_RANGES.get(env.env_id)
+
+
+def return_bounds(r_min: float, r_max: float, gamma: float) -> tuple[float, float]:
+    """[min(0, r_min), max(0, r_max)] / (1 - gamma): every discounted return of such rewards, over any
+    horizon (an episode that ends early adds 0s), lies in it."""
+    return min(0.0, r_min) / (1.0 - gamma), max(0.0, r_max) / (1.0 - gamma)
+
 
 @register_agent
 class Rainbow(Agent):
@@ -168,20 +214,38 @@ class Rainbow(Agent):
                 f"rainbow does not support {kind} action spaces ({env.action_space}); "
                 f"supported action kinds: {', '.join(sorted(self.action_kinds))}"
             )
-        if config.replay_capacity < max(config.n_step, config.batch_size):
+        budget = env.budget or DEFAULT_BUDGET
+        # The resolved replay size, support and annealing span (``None`` config fields filled in).
+        self.replay_capacity = config.replay_capacity if config.replay_capacity is not None else budget
+        self.priority_weight_steps = (
+            config.priority_weight_steps if config.priority_weight_steps is not None else budget
+        )
+        if self.replay_capacity < max(config.n_step, config.batch_size):
             raise ValueError(
-                f"replay_capacity={config.replay_capacity} must be >= n_step ({config.n_step}) "
+                f"replay_capacity={self.replay_capacity} must be >= n_step ({config.n_step}) "
                 f"and batch_size ({config.batch_size})"
             )
-        if config.n_step < 1 or config.num_atoms < 2 or not config.v_min < config.v_max:
+        if self.priority_weight_steps < 1:
+            raise ValueError(f"priority_weight_steps must be >= 1, got {self.priority_weight_steps}")
+        if config.v_min is None or config.v_max is None:
+            rewards = reward_range(env)
+            if rewards is None:
+                raise ValueError(
+                    f"the reward range of {env.env_id} is unknown, so the C51 support cannot be sized; "
+                    "set v_min and v_max (--set rainbow.v_min=... --set rainbow.v_max=...)"
+                )
+            bounds = return_bounds(*rewards, config.gamma)
+        self.v_min = config.v_min if config.v_min is not None else bounds[0]
+        self.v_max = config.v_max if config.v_max is not None else bounds[1]
+        if config.n_step < 1 or config.num_atoms < 2 or not self.v_min < self.v_max:
             raise ValueError(
                 f"need n_step >= 1, num_atoms >= 2 and v_min < v_max; got n_step={config.n_step}, "
-                f"num_atoms={config.num_atoms}, v_min={config.v_min}, v_max={config.v_max}"
+                f"num_atoms={config.num_atoms}, v_min={self.v_min}, v_max={self.v_max}"
             )
         self.obs_space = env.observation_space
         self.obs_dim = feature_dim(self.obs_space)
         self.num_actions = int(env.action_space.n)
-        self.support = jnp.linspace(config.v_min, config.v_max, config.num_atoms)
+        self.support = jnp.linspace(self.v_min, self.v_max, config.num_atoms)
         self.net = RainbowNet(
             config.torso_sizes, self.num_actions, config.num_atoms, config.head_hidden, config.noisy_sigma0
         )
@@ -202,8 +266,8 @@ class Rainbow(Agent):
             # A copy, not the same arrays: a harness that donates the state must not see one buffer twice.
             target_params=jax.tree.map(jnp.copy, params),
             opt_state=self.tx.init(params),
-            replay=replay_init(example, self.config.replay_capacity),
-            priorities=sumtree_init(self.config.replay_capacity),
+            replay=replay_init(example, self.replay_capacity),
+            priorities=sumtree_init(self.replay_capacity),
             max_priority=jnp.ones(()),
             metrics={k: jnp.zeros(()) for k in _METRICS},
         )
@@ -258,11 +322,11 @@ class Rainbow(Agent):
         """Store one step. The newest slot waits (priority 0) for the n-1 steps after it; the slot n-1
         steps back now has its whole window and becomes sampleable with the running maximum priority."""
         cfg = self.config
-        slot = replay.count % cfg.replay_capacity
+        slot = replay.count % self.replay_capacity
         replay = replay_add(replay, Transition(*transition))
         if cfg.n_step == 1:
             return replay, sumtree_set(tree, slot, max_priority)
-        ready = (slot - (cfg.n_step - 1)) % cfg.replay_capacity
+        ready = (slot - (cfg.n_step - 1)) % self.replay_capacity
         ready_priority = jnp.where(replay.count > cfg.n_step - 1, max_priority, 0.0)
         return replay, sumtree_set(tree, jnp.stack([slot, ready]), jnp.stack([0.0, ready_priority]))
 
@@ -321,8 +385,8 @@ class Rainbow(Agent):
         cfg = self.config
         sample_key, loss_key = jax.random.split(key)
         idx = sumtree_sample(tree, sample_key, cfg.batch_size)
-        num_items = jnp.maximum(jnp.minimum(replay.count, cfg.replay_capacity) - (cfg.n_step - 1), 1)
-        frac = jnp.minimum(step / cfg.priority_weight_steps, 1.0)
+        num_items = jnp.maximum(jnp.minimum(replay.count, self.replay_capacity) - (cfg.n_step - 1), 1)
+        frac = jnp.minimum(step / self.priority_weight_steps, 1.0)
         beta = cfg.priority_weight_start + (1.0 - cfg.priority_weight_start) * frac
         weights = importance_weights(sumtree_get(tree, idx), sumtree_total(tree), num_items, beta)
         window = replay_get(replay, idx[:, None] + jnp.arange(cfg.n_step))

@@ -14,7 +14,7 @@ from mbrl_bench.baselines.rainbow import Rainbow, RainbowConfig, n_step_targets
 
 import mbrl_bench
 from mbrl_bench.cli import main as cli_main
-from mbrl_bench.harness.cells import plan_cell
+from mbrl_bench.harness.cells import build_agent, plan_cell
 from mbrl_bench.harness.runner import run_cell
 
 CARTPOLE = "mbrl_bench/CartPoleDistractor-v0"
@@ -142,3 +142,29 @@ def test_learns_cartpole_in_a_short_run(tmp_path):
     final = result.curves[0][-1]
     assert final["env_step"] == 6000
     assert final["eval_return"] > 60.0, result.curves
+
+
+@pytest.mark.parametrize("env_id", ["mbrl_bench/TwoStatePolytope-v0", "mbrl_bench/Garnet-v0"])
+def test_c51_support_spans_the_envs_discounted_returns(env_id):
+    env = mbrl_bench.make(env_id)
+    rewards = env.unwrapped.mdp.R
+    env.close()
+    agent = Rainbow(RainbowConfig(gamma=0.99), _env_info(env_id))
+    # Every discounted return of rewards in [R.min, R.max] lies in [min(0, R.min), max(0, R.max)] / (1 - g).
+    assert float(agent.support[0]) == pytest.approx(min(0.0, rewards.min()) / 0.01, rel=1e-5)
+    assert float(agent.support[-1]) == pytest.approx(max(0.0, rewards.max()) / 0.01, rel=1e-5)
+    if rewards.min() < 0:  # TwoStatePolytope: negative returns get atoms of their own
+        assert float(agent.support[0]) < 0.0
+
+
+def test_support_replay_and_annealing_follow_the_run():
+    spec = plan_cell("rainbow", CARTPOLE, env_kwargs={"num_distractors": 0}, steps=3000, eval_every=3000)
+    agent = build_agent(spec)
+    # CartPole pays +1 a step: returns in [0, 1 / (1 - gamma)]; the replay holds the whole run.
+    assert (float(agent.support[0]), float(agent.support[-1])) == pytest.approx((0.0, 100.0))
+    assert agent.replay_capacity == agent.priority_weight_steps == 3000
+    explicit = Rainbow(RainbowConfig(v_min=-10.0, v_max=10.0, replay_capacity=64), _env_info())
+    assert (float(explicit.support[0]), explicit.replay_capacity) == (-10.0, 64)
+    unknown = dataclasses.replace(_env_info(), env_id="someone/Else-v0")
+    with pytest.raises(ValueError, match="set v_min and v_max"):
+        Rainbow(RainbowConfig(), unknown)
