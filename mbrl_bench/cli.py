@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,11 @@ from mbrl_bench.harness.errors import UsageError
 
 DEFAULT_OUT = "results"
 DEFAULT_SUITE = "quickstart"
+DEFAULT_STALL_TIMEOUT_S = 600.0
+"""``--stall-timeout``: mbrl_bench.harness.executors.DEFAULT_STALL_TIMEOUT_S (repeated here so the
+parser needs no JAX import; a test keeps the two equal)."""
+DEFAULT_STALL_RETRIES = 2
+"""``--stall-retries``: mbrl_bench.harness.executors.DEFAULT_STALL_RETRIES."""
 RUN_DEFAULTS: dict[str, int] = {"seeds": 5, "steps": 100_000, "eval_every": 5_000, "eval_episodes": 10}
 """Settings of a command-line run when not given (suites carry their own)."""
 
@@ -34,6 +40,28 @@ def _console() -> Any:
 
     console = Console()
     return console if console.is_terminal else Console(width=160)
+
+
+def _positive_seconds(text: str) -> float:
+    """argparse type of ``--stall-timeout``: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expects a positive number of seconds, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    """argparse type of ``--stall-retries``: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expects an integer >= 0, got {text!r}")
+    return value
 
 
 def _table(title: str, columns: list[str], rows: list[list[str]], whole_first: bool = False) -> Any:
@@ -183,7 +211,7 @@ def finish_suite(out_dir: Path) -> list[tuple[str, Path]]:
 def _cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from mbrl_bench.harness.executors import make_executor
+    from mbrl_bench.harness.executors import StallPolicy, make_executor
     from mbrl_bench.harness.progress import ProgressDisplay
     from mbrl_bench.harness.session import run_session
     from mbrl_bench.harness.suites import RUN_KEYS, load_suite
@@ -199,7 +227,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
     workers = args.workers or min(len(cells), os.cpu_count() or 1)
-    executor = make_executor(args.executor, workers, args.address)
+    stall = StallPolicy(args.stall_timeout, args.stall_retries)
+    # Only an explicit --workers 1 runs in this process (unwatched); by default cells run in watched
+    # worker processes, even a single cell.
+    executor = make_executor(args.executor, workers, args.address, stall, in_process=args.workers == 1)
     if args.out is None:
         # A suite gets a directory of its own, so suites never mix in one leaderboard.
         suite = Path(args.suite or DEFAULT_SUITE).stem if not command_line else None
@@ -233,7 +264,13 @@ def _count(states: Any) -> dict[str, int]:
 
 
 # ------------------------------------------------------------------------------- status, plot
+def _heartbeat_text(age: float) -> str:
+    return f"{age:.0f} s ago" if age < 120 else f"{age / 60:.0f} min ago"
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
+    import time
+
     from mbrl_bench.harness import store
 
     root = Path(args.dir)
@@ -245,17 +282,26 @@ def _cmd_status(args: argparse.Namespace) -> int:
         return 0
     locked: dict[Path, bool] = {}
     rows = []
+    now = time.time()
     for r in records:
         state = r.status.get("state", "pending")
+        beat = store.heartbeat_time(r.status)
+        heartbeat = "-"
         if state == "running":
             cell = r.path.parent
             locked.setdefault(cell, store.is_locked(cell))
             state = "running" if locked[cell] else "interrupted"
+            if beat is not None and state == "running":
+                age = now - beat
+                heartbeat = f"{_heartbeat_text(age)} (step {r.status.get('heartbeat_step', '?')})"
+                state = "stalled" if age > args.stall_timeout else state
         steps = f"{r.status.get('env_step', 0)}/{r.status.get('steps', r.config.get('steps', '?'))}"
         ret = f"{r.curve[-1]['eval_return']:.1f}" if r.curve else "-"
         note = (r.status.get("error") or "").splitlines()[0] if r.status.get("error") else ""
-        rows.append([r.algo, r.env_label, r.capacity, str(r.seed), state, steps, ret, note])
-    columns = ["algo", "env", "capacity", "seed", "state", "env steps", "last return", "note"]
+        if not note and r.status.get("stalls"):
+            note = f"restarted {r.status['stalls']}x after stalls; last: {r.status.get('last_stall', '')}"
+        rows.append([r.algo, r.env_label, r.capacity, str(r.seed), state, steps, heartbeat, ret, note])
+    columns = ["algo", "env", "capacity", "seed", "state", "env steps", "heartbeat", "last return", "note"]
     _console().print(_table(f"cells under {root}", columns, rows))
     return 0
 
@@ -394,10 +440,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--address", help="Ray cluster address to join (--executor ray)")
     run.add_argument("--no-progress", dest="progress", action="store_false", help="no live progress display")
+    run.add_argument(
+        "--stall-timeout",
+        type=_positive_seconds,
+        default=DEFAULT_STALL_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"kill and resume a worker whose cell shows no heartbeat for this long (default "
+        f"{DEFAULT_STALL_TIMEOUT_S:g}; not with --workers 1, which runs in this process)",
+    )
+    run.add_argument(
+        "--stall-retries",
+        type=_non_negative_int,
+        default=DEFAULT_STALL_RETRIES,
+        metavar="N",
+        help=f"restarts of a stalled cell before it is marked failed (default {DEFAULT_STALL_RETRIES})",
+    )
     run.set_defaults(func=_cmd_run)
 
     status = sub.add_parser("status", help="table of the cells under a results directory and their state")
     status.add_argument("dir")
+    status.add_argument(
+        "--stall-timeout",
+        type=_positive_seconds,
+        default=DEFAULT_STALL_TIMEOUT_S,
+        metavar="SECONDS",
+        help="a running cell whose last heartbeat is older is shown as stalled "
+        f"(default {DEFAULT_STALL_TIMEOUT_S:g})",
+    )
     status.set_defaults(func=_cmd_status)
     plot = sub.add_parser("plot", help="return curves: mean and 95%% bootstrap band over seeds")
     plot.add_argument("dir")

@@ -58,6 +58,8 @@ class ProgressDisplay:
             self._progress.update(
                 task, completed=event.env_step, ret=_fmt_return(event.last_return), state=event.state
             )
+        if event.note:  # e.g. a stalled worker killed and resumed: worth a line even on a terminal
+            self.console.print(f"{event.state:<9} {event.key}  {event.note}", highlight=False, soft_wrap=True)
 
     def finish(self, result: CellResult) -> None:
         """A cell ended: show its final state (and print a line when not on a terminal)."""

@@ -53,6 +53,10 @@ PROGRESS_CHUNK = 1000
 """Env steps between two progress reports inside a training segment."""
 KEY_BLOCK = 1024
 """Per-step agent keys are drawn for this many steps at once (one vectorised hash, not one per step)."""
+HEARTBEAT_S = 30.0
+"""Seconds of training between two heartbeats in a running seed's status.json (``heartbeat_at``,
+``heartbeat_step``): frequent enough for a stall timeout of minutes, rare enough to cost nothing (one
+small atomic write per seed). A single jitted call longer than this delays the next heartbeat."""
 
 _MASK64 = (1 << 64) - 1
 # Streams of derived randomness, so no two uses of a seed index ever share random numbers.
@@ -74,6 +78,11 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _heartbeat(env_step: int) -> dict[str, Any]:
+    """status.json fields of a heartbeat: milliseconds, so short test timeouts are measured exactly."""
+    return {"heartbeat_at": datetime.now(UTC).isoformat(timespec="milliseconds"), "heartbeat_step": env_step}
+
+
 @dataclass(frozen=True)
 class ProgressEvent:
     """A progress report from a running cell (picklable: it crosses process boundaries)."""
@@ -84,7 +93,9 @@ class ProgressEvent:
     last_return: float | None
     """Mean over live seeds of the latest evaluation return."""
     state: str
-    """running, done, diverged or failed."""
+    """running, done, diverged or failed (from the cell); stalled (from an executor that killed it)."""
+    note: str = ""
+    """A one-line explanation (why a cell stalled and what happens next)."""
 
 
 ProgressFn = Callable[[ProgressEvent], None]
@@ -306,6 +317,10 @@ class SeedBatch:
         """Env step of the last curve row (the metric sums in the carry start there)."""
         self._f = _functions(spec, agent, n, batched, self._obs, self._rtt)
         self.metric_names = self._f.metric_names
+        self.on_heartbeat: Callable[[int], None] | None = None
+        """Called with the env step at least every ``heartbeat_s`` seconds of training."""
+        self.heartbeat_s = HEARTBEAT_S
+        self._next_beat = 0.0
 
     def _keys_for(self, step: int) -> jax.Array:
         """The update/act keys of env steps ``step + 1 ...`` to the end of their block, [block, seeds, 2].
@@ -441,10 +456,14 @@ class SeedBatch:
         step = self.env_step
         action = carry.action
         keys = self._keys_for(step)
+        on_heartbeat = self.on_heartbeat
         for _ in range(n_steps):
             if step % KEY_BLOCK == 0:
                 keys = self._keys_for(step)
-            host = np.asarray(action)
+            host = np.asarray(action)  # waits for the previous step: a heartbeat after it is real progress
+            if on_heartbeat is not None and time.monotonic() >= self._next_beat:
+                on_heartbeat(step)
+                self._next_beat = time.monotonic() + self.heartbeat_s
             acts = host.tolist() if discrete else host.copy()
             log.append(acts)
             step += 1
@@ -635,13 +654,15 @@ def run_cell(
     *,
     progress: ProgressFn | None = None,
     wait_for_lock: bool = False,
+    heartbeat_s: float = HEARTBEAT_S,
 ) -> CellResult:
     """Run (or resume, or skip if finished) one cell under its lock; never raises for agent errors.
 
     Returns ``state="busy"`` at once if another process holds the cell's lock, unless
-    ``wait_for_lock``. A Python exception inside the cell marks its unfinished seeds ``failed`` with
-    the traceback and returns ``state="failed"``. Raises ``ConfigMismatchError`` if the directory holds
-    a different run.
+    ``wait_for_lock``. Running seeds get a heartbeat in their status.json at least every
+    ``heartbeat_s`` seconds of training (executors watch it to detect a hung worker). A Python
+    exception inside the cell marks its unfinished seeds ``failed`` with the traceback and returns
+    ``state="failed"``. Raises ``ConfigMismatchError`` if the directory holds a different run.
     """
     out = Path(out_dir)
     cell = spec.cell_dir(out)
@@ -654,7 +675,7 @@ def run_cell(
         _load_agent_module(spec)
         check_stored_config(spec, out)
         write_pending(spec, out)
-        return _run_locked(spec, cell, progress)
+        return _run_locked(spec, cell, progress, heartbeat_s)
     finally:
         lock.release()
 
@@ -679,7 +700,7 @@ def _summary(spec: CellSpec, cell: Path, error: str | None = None, skipped: bool
     return CellResult(spec.key, overall, states, curves, error, skipped)
 
 
-def _run_locked(spec: CellSpec, cell: Path, progress: ProgressFn | None) -> CellResult:
+def _run_locked(spec: CellSpec, cell: Path, progress: ProgressFn | None, heartbeat_s: float) -> CellResult:
     todo = [s for s in spec.seeds if _seed_state(cell, s) not in store.FINAL_STATES]
     if not todo:
         return _summary(spec, cell, skipped=True)
@@ -714,6 +735,7 @@ def _run_locked(spec: CellSpec, cell: Path, progress: ProgressFn | None) -> Cell
                     todo,
                     started,
                     progress,
+                    heartbeat_s,
                 )
     except Exception as e:
         tb = traceback.format_exc()
@@ -737,9 +759,17 @@ def _run_batch(
     todo: list[int],
     started: str,
     progress: ProgressFn | None,
+    heartbeat_s: float = HEARTBEAT_S,
 ) -> None:
     batch = SeedBatch(agent, spec, members, batched=batched)
     dirs = [store.seed_dir(cell, s) for s in members]
+
+    def beat(env_step: int) -> None:
+        for s, sd, alive in zip(members, dirs, batch.alive, strict=True):
+            if s in todo and alive:
+                write_status(sd, "running", **_heartbeat(env_step))
+
+    batch.on_heartbeat, batch.heartbeat_s = beat, heartbeat_s
     try:
         for s, sd in zip(members, dirs, strict=True):
             if s in todo:
@@ -751,6 +781,7 @@ def _run_batch(
                     ended_at=None,
                     env_step=payloads[0]["env_step"] if payloads else 0,
                     steps=spec.steps,
+                    **_heartbeat(payloads[0]["env_step"] if payloads else 0),
                 )
         if payloads:
             batch.restore(payloads)
@@ -804,4 +835,4 @@ def _save(batch: SeedBatch, dirs: list[Path], todo: list[int]) -> None:
                     ended_at=_now(),
                 )
         else:
-            write_status(sd, "running", env_step=batch.env_step)
+            write_status(sd, "running", env_step=batch.env_step, **_heartbeat(batch.env_step))

@@ -6,7 +6,9 @@ The layout is a contract read by the leaderboard and by users' own scripts::
         .lock                      the cell's lock (held while a process runs the cell)
         seed_<k>/
             config.json            the fully resolved config and the software/machine it ran on
-            status.json            state (pending|running|done|failed|diverged), error, traceback, times
+            status.json            state (pending|running|done|failed|diverged), error, traceback, times,
+                                   and while running a heartbeat: when and at which env step it last
+                                   made progress (rewritten at least every HEARTBEAT_S of training)
             curve.csv              one row per evaluation, step 0 included: CURVE_COLUMNS, then the
                                    agent's metrics averaged over the steps since the previous row
             checkpoint.pkl         everything needed to resume this seed at its last evaluation
@@ -26,6 +28,7 @@ import pickle
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +137,42 @@ def write_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 def read_checkpoint(path: Path) -> dict[str, Any]:
     with open(path, "rb") as f:
         return pickle.load(f)
+
+
+def heartbeat_time(status: dict[str, Any]) -> float | None:
+    """The POSIX time of a status's heartbeat (``heartbeat_at``, UTC ISO 8601), None if it has none."""
+    text = status.get("heartbeat_at")
+    return datetime.fromisoformat(text).timestamp() if text else None
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """The latest sign of progress of a cell's running seeds."""
+
+    time: float
+    """POSIX time of the heartbeat."""
+    env_step: int
+    pid: int
+    host: str
+
+
+def cell_heartbeat(cell: Path, pid: int | None = None, host: str | None = None) -> Heartbeat | None:
+    """The freshest heartbeat among the cell's ``running`` seeds, only those written by ``pid`` on
+    ``host`` if given (a restarted cell's old heartbeats are not its new worker's); None if none."""
+    latest = None
+    for sd in Path(cell).glob("seed_*"):
+        try:
+            status = read_json(sd / STATUS_FILE)
+        except (OSError, ValueError):  # not written yet: files are replaced atomically, never torn
+            continue
+        when = heartbeat_time(status) if status.get("state") == "running" else None
+        if when is None or (pid is not None and status.get("pid") != pid):
+            continue
+        if host is not None and status.get("host") != host:
+            continue
+        if latest is None or when > latest.time:
+            latest = Heartbeat(when, int(status.get("heartbeat_step", 0)), status["pid"], status["host"])
+    return latest
 
 
 def cell_lock(cell: Path) -> filelock.FileLock:
