@@ -1,14 +1,17 @@
 """Calibration: measuring the reference scores that normalised scores are computed against.
 
-``mbrl-bench calibrate`` runs the reference agents (random, PPO and, on discrete-action envs, Rainbow)
-through the ordinary harness, ``max(budgets)`` env steps per seed with an evaluation at every budget,
-and turns each agent's evaluation returns at each budget into one row of ``reference_scores.csv``
-(``env,budget,agent,mean,std,n_seeds,commit,date,command``). The 100K row of an agent is read off its
-200K run: none of the reference agents' defaults depends on the total budget (no annealing to the end
-of training), so that row is what a 100K run would have given.
+``mbrl-bench calibrate`` runs the reference agents (random; zero on continuous-action envs; PPO; Rainbow
+on discrete-action envs) through the ordinary harness, one run per budget, and turns each run's
+final evaluation returns into one row of ``reference_scores.csv``
+(``env,budget,agent,mean,std,n_seeds,commit,date,command``). Each budget is a separate run because
+the references depend on it: PPO anneals its learning rate to 0 over the run and Rainbow's replay and
+importance-weight annealing span it (``EnvInfo.budget``), so a 100K run is not the first half of a
+200K one.
 
-The runs are kept under the calibration results directory in the usual layout, so every reference
-number can be traced to its curves and re-derived; re-running resumes them like any other run.
+The runs are kept in the usual layout under ``OUT/steps_<budget>/``, one results directory per
+budget, so every reference number can be traced to its curves and re-derived; re-running resumes them
+like any other run. Without ``--env`` every registered id is calibrated with its default kwargs, plus
+``CALIBRATION_VARIANTS`` (the CartPole variants the shipped studies use).
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pandas as pd
 
-from mbrl_bench.baselines.api import get_agent
+import mbrl_bench
+from mbrl_bench.baselines.api import action_kind, get_agent
 from mbrl_bench.harness import store
 from mbrl_bench.harness.cells import CellSpec, plan_cell
 from mbrl_bench.harness.config import run_metadata
@@ -36,79 +41,106 @@ CALIBRATION_BUDGETS: tuple[int, ...] = (100_000, 200_000)
 CALIBRATION_EVAL_EPISODES = 10
 """Evaluation episodes per seed and budget (SimPLe and the OMD code evaluate over 10 episodes too)."""
 CALIBRATION_EVAL_EVERY = 10_000
-"""Evaluations in between the budgets are not needed for the table but make the curves worth plotting."""
+"""Env steps between evaluations, the one default of ``plan_calibration`` and ``mbrl-bench calibrate``
+(so the documented command reproduces the runs): only the final evaluation enters the table, the
+others make the curves worth plotting."""
+CALIBRATION_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("mbrl_bench/CartPoleDistractor-v0", {"num_distractors": 0}),
+    ("mbrl_bench/CartPoleDistractor-v0", {"num_distractors": 50}),
+)
+"""Env variants calibrated besides every id's default one: the CartPole distractor counts of the
+shipped misspecification-cartpole suite (0, 10 = the default, 50)."""
+
+Variant = tuple[str, dict[str, Any]]
+"""(env id, env kwargs)."""
+
+
+def default_variants(env_ids: Sequence[str]) -> list[Variant]:
+    """Every id with its default kwargs, then ``CALIBRATION_VARIANTS``."""
+    return [(env_id, {}) for env_id in env_ids] + [(e, dict(k)) for e, k in CALIBRATION_VARIANTS]
+
+
+def budget_dir(out: str | Path, budget: int) -> Path:
+    """The results directory of the calibration runs of one budget: ``OUT/steps_<budget>``."""
+    return Path(out) / f"steps_{budget}"
 
 
 def plan_calibration(
-    env_ids: Sequence[str],
+    variants: Sequence[Variant],
     seeds: int,
-    env_kwargs: dict[str, Any] | None = None,
     budgets: Sequence[int] = CALIBRATION_BUDGETS,
     eval_every: int = CALIBRATION_EVAL_EVERY,
     eval_episodes: int = CALIBRATION_EVAL_EPISODES,
-) -> list[CellSpec]:
-    """One cell per (env, reference agent that supports the env's action space)."""
+) -> dict[int, list[CellSpec]]:
+    """Per budget, one cell of ``budget`` env steps per (variant, reference agent that supports the
+    variant's action space): Rainbow only on discrete actions, zero only on continuous ones."""
     budgets = sorted(set(budgets))
     if not budgets or any(b % eval_every for b in budgets):
         raise UsageError(f"every budget must be a multiple of eval_every={eval_every}, got {budgets}")
-    specs = []
-    for env_id in env_ids:
-        for agent in REFERENCE_AGENTS:
-            try:
+    plan: dict[int, list[CellSpec]] = {b: [] for b in budgets}
+    for env_id, env_kwargs in variants:
+        kind = _action_kind(env_id, env_kwargs)
+        # An agent without this action kind has no row: its (normalised) score is NaN there.
+        agents = [a for a in REFERENCE_AGENTS if kind is None or kind in get_agent(a).action_kinds]
+        for agent in agents:
+            for budget in budgets:
                 spec = plan_cell(
                     agent,
                     env_id,
                     env_kwargs=env_kwargs,
                     seeds=seeds,
-                    steps=budgets[-1],
+                    steps=budget,
                     eval_every=eval_every,
                     eval_episodes=eval_episodes,
                 )
-            except UsageError:
-                # Rainbow on a continuous-action env: no row, so its normalised score is NaN there.
-                if agent == "rainbow" and "continuous" not in get_agent(agent).action_kinds:
-                    continue
-                raise
-            specs.append(spec)
-    return specs
+                plan[budget].append(spec)
+    return plan
 
 
-def reference_rows(
-    specs: Sequence[CellSpec],
-    results_dir: str | Path,
-    command: str,
-    budgets: Sequence[int] = CALIBRATION_BUDGETS,
-) -> pd.DataFrame:
-    """The reference-table rows measured by the finished calibration cells ``specs``.
+def _action_kind(env_id: str, env_kwargs: dict[str, Any]) -> str | None:
+    """The variant's action kind; None if it cannot be made (``plan_cell`` then reports why)."""
+    try:
+        env = mbrl_bench.make(env_id, **env_kwargs)
+    except (ValueError, TypeError, gym.error.Error):
+        return None
+    try:
+        return action_kind(env.action_space)
+    finally:
+        env.close()
 
-    A row's ``mean`` and ``std`` (sample standard deviation, 0 with one seed) are over the seeds whose
-    status is ``done``, of each seed's evaluation return at exactly that budget. A cell with a seed
-    that is not done raises ``RuntimeError``: a reference must not silently rest on fewer seeds.
+
+def reference_rows(plan: dict[int, list[CellSpec]], out: str | Path, command: str) -> pd.DataFrame:
+    """The reference-table rows measured by the finished calibration cells of ``plan``.
+
+    A row's ``mean`` and ``std`` (sample standard deviation, 0 with one seed) are over the seeds of
+    that budget's cell, of each seed's evaluation return at the end of its run (env step = budget).
+    A cell with a seed that is not done raises ``RuntimeError``: a reference must not silently rest
+    on fewer seeds.
     """
     meta = run_metadata()
     date = datetime.now(UTC).date().isoformat()
     rows = []
-    for spec in specs:
-        cell = spec.cell_dir(Path(results_dir))
-        returns: dict[int, list[float]] = {b: [] for b in budgets}
-        for seed in spec.seeds:
-            sd = store.seed_dir(cell, seed)
-            state = store.read_json(sd / store.STATUS_FILE).get("state")
-            if state != "done":
-                raise RuntimeError(f"{sd}: calibration seed is {state!r}, not done; re-run to finish it")
-            by_step = {
-                int(r["env_step"]): float(r["eval_return"]) for r in store.read_curve(sd / store.CURVE_FILE)
-            }
-            for b in budgets:
-                if b not in by_step:
-                    raise RuntimeError(f"{sd}: curve.csv has no evaluation at env step {b}")
-                returns[b].append(by_step[b])
-        for b in budgets:
-            values = np.asarray(returns[b])
+    for budget, specs in plan.items():
+        for spec in specs:
+            cell = spec.cell_dir(budget_dir(out, budget))
+            returns = []
+            for seed in spec.seeds:
+                sd = store.seed_dir(cell, seed)
+                state = store.read_json(sd / store.STATUS_FILE).get("state")
+                if state != "done":
+                    raise RuntimeError(f"{sd}: calibration seed is {state!r}, not done; re-run to finish it")
+                by_step = {
+                    int(r["env_step"]): float(r["eval_return"])
+                    for r in store.read_curve(sd / store.CURVE_FILE)
+                }
+                if budget not in by_step:
+                    raise RuntimeError(f"{sd}: curve.csv has no evaluation at env step {budget}")
+                returns.append(by_step[budget])
+            values = np.asarray(returns)
             rows.append(
                 {
                     "env": spec.env_label,
-                    "budget": b,
+                    "budget": budget,
                     "agent": spec.algo,
                     "mean": float(values.mean()),
                     "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,

@@ -350,7 +350,10 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from mbrl_bench.calibration import (
+        CALIBRATION_EVAL_EVERY,
+        budget_dir,
         command_line,
+        default_variants,
         describe,
         merge_reference_rows,
         plan_calibration,
@@ -362,20 +365,29 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from mbrl_bench.harness.session import run_session
 
     kwargs = dict(_kwarg_pairs(args.env_kwarg or []))
+    if kwargs and not args.env:
+        raise UsageError("--env-kwarg applies to the --env ids given; name them with --env")
     budgets = _int_list(args.budgets, "--budgets")
-    specs = plan_calibration(
-        args.env or env_ids(), args.seeds, env_kwargs=kwargs, budgets=budgets, eval_every=args.eval_every
-    )
+    variants = [(env_id, kwargs) for env_id in args.env] if args.env else default_variants(env_ids())
+    eval_every = args.eval_every if args.eval_every is not None else CALIBRATION_EVAL_EVERY
+    plan = plan_calibration(variants, args.seeds, budgets=budgets, eval_every=eval_every)
     out = Path(args.out).resolve()
-    workers = args.workers or min(len(specs), os.cpu_count() or 1)
-    display = ProgressDisplay(specs, Console(stderr=True), live=None if args.progress else False)
-    session = run_session(specs, out, make_executor("local", workers), display)
-    if session.exit_code:
-        failed = [r.key for r in session.results if r.state != "done"]
-        print(f"mbrl-bench: calibration incomplete ({'; '.join(failed)}); re-run to resume", file=sys.stderr)
-        return session.exit_code
+    # One session per budget (each its own results directory); a later budget starts after the
+    # earlier one finished, and a failure stops before the table is touched.
+    for budget, specs in plan.items():
+        workers = args.workers or min(len(specs), os.cpu_count() or 1)
+        display = ProgressDisplay(specs, Console(stderr=True), live=None if args.progress else False)
+        session = run_session(specs, budget_dir(out, budget), make_executor("local", workers), display)
+        if session.exit_code:
+            failed = [r.key for r in session.results if r.state != "done"]
+            print(
+                f"mbrl-bench: calibration incomplete at budget {budget} ({'; '.join(failed)}); "
+                "re-run to resume",
+                file=sys.stderr,
+            )
+            return session.exit_code
     table_path = Path(args.table) if args.table else out / "reference_scores.csv"
-    table = merge_reference_rows(table_path, reference_rows(specs, out, command_line(args.argv), budgets))
+    table = merge_reference_rows(table_path, reference_rows(plan, out, command_line(args.argv)))
     print(describe(table))
     print(f"reference scores: {table_path}")
     return 0
@@ -494,9 +506,14 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--reference", help="reference_scores.csv to use instead of the shipped one")
     board.set_defaults(func=_cmd_leaderboard)
     calibrate = sub.add_parser(
-        "calibrate", help="measure random/PPO/Rainbow reference scores at 100K and 200K env steps"
+        "calibrate",
+        help="measure random/zero/PPO/Rainbow reference scores, one run per budget (100K and 200K)",
     )
-    calibrate.add_argument("--env", action="append", help="environment id (repeatable; default: all)")
+    calibrate.add_argument(
+        "--env",
+        action="append",
+        help="environment id (repeatable; default: every id, plus the CartPole variants the suites use)",
+    )
     calibrate.add_argument(
         "--env-kwarg", action="append", metavar="KEY=VALUE", help="env kwarg for every --env"
     )
@@ -504,7 +521,9 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument(
         "--budgets", default="100000,200000", help="env-step budgets of the table (default 100000,200000)"
     )
-    calibrate.add_argument("--eval-every", type=int, default=50_000, help="env steps between evaluations")
+    calibrate.add_argument(
+        "--eval-every", type=int, help="env steps between evaluations (default 10000, dividing every budget)"
+    )
     calibrate.add_argument("--out", default="results/calibration", help="where the runs go")
     calibrate.add_argument("--table", help="reference table to merge into (default OUT/reference_scores.csv)")
     calibrate.add_argument("--workers", type=int, help="parallel cells (default: min(cells, CPUs))")

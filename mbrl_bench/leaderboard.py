@@ -9,8 +9,11 @@ scores across envs with stratified bootstrap CIs (``mbrl_bench.stats``).
 
 Definitions (the README's leaderboard section says the same):
 
-* Seeds. A seed's ``status.json`` state decides how it counts: ``diverged`` and ``failed`` seeds are
-  excluded and counted (``n_diverged``, ``n_failed``); ``done`` seeds must have a valid curve.csv;
+* Seeds. A seed's ``status.json`` state decides how it counts: ``diverged`` and ``failed`` seeds count
+  with the random reference's return at the cell's reference budget (normalised score 0: a run that
+  broke is scored as no better than chance, defined even when it left no curve) and are flagged
+  (``n_diverged``, ``n_failed``, the runs table's ``outcome``, a note); without a random reference
+  they cannot be scored and are excluded with a note. ``done`` seeds must have a valid curve.csv;
   ``running`` and ``pending`` seeds are used when their curve reaches the budget (rows of a curve are
   written atomically at each evaluation, so a partial curve is trustworthy up to its last row).
 * Budget. By default the largest env step that every ``done`` seed of the cell reached (the last
@@ -26,8 +29,12 @@ Definitions (the README's leaderboard section says the same):
   random, PPO and Rainbow references at the smallest reference budget at or above the cell's budget
   (``reference_budget``). A missing reference gives NaN and a sentence in ``notes``.
 * Aggregates: per (algo, capacity) and per baseline, over the envs whose normalised score is
-  defined, IQM and optimality gap (gamma 1) of all used seeds' normalised scores flattened, with
-  stratified bootstrap CIs (seeds resampled within each env).
+  defined, IQM and optimality gap (gamma 1) of all counted runs' normalised scores flattened, with
+  stratified bootstrap CIs (seeds resampled within each env) that also draw each env's reference
+  means from their calibration uncertainty (``mbrl_bench.stats.normalised_bootstrap``).
+* Flags: ``reference_flag`` is True where the zero-action or random reference comes within 20% of
+  the PPO reference (``mbrl_bench.reference.reference_flags``, the reason in ``notes``): PPO-normalised
+  scores there are shown but not to be trusted.
 
 Any results file that cannot be read raises ``ResultsError`` naming the path and the problem; the CLI
 maps it to exit status 2. Every file written here is written atomically.
@@ -35,6 +42,7 @@ maps it to exit status 2. Every file written here is written atomically.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -47,16 +55,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mbrl_bench.reference import load_reference_scores, match_reference
+from mbrl_bench.reference import load_reference_scores, match_reference, reference_flags
 from mbrl_bench.scores import area_under_curve, final_return, normalised_score
 from mbrl_bench.stats import (
     DEFAULT_BOOTSTRAP,
     BootstrapConfig,
     IntervalEstimate,
+    NormalisedTask,
     bootstrap_ci,
-    iqm_estimate,
-    optimality_gap_estimate,
-    performance_profile,
+    iqm,
+    normalised_bootstrap,
+    optimality_gap,
+    run_score_distribution,
 )
 
 CURVE_COLUMNS = ("env_step", "eval_return", "eval_return_std", "eval_episodes", "wall_time_s")
@@ -69,14 +79,17 @@ LEADERBOARD_COLUMNS = (
     "algo", "env", "capacity", "n_seeds", "budget", "return_mean", "return_ci_low", "return_ci_high",
     "auc", "random_score", "ppo_score", "rainbow_score", "ppo_normalised", "rainbow_normalised",
     "return_std", "next_obs_mse", "reward_mse", "transition_kl", "value_equivalence_error",
-    "reference_budget", "n_diverged", "n_failed", "n_short", "notes",
+    "reference_budget", "zero_score", "n_diverged", "n_failed", "n_short", "reference_flag", "notes",
 )  # fmt: skip
 """Columns of leaderboard.csv, in order."""
 RUN_COLUMNS = (
-    "algo", "env", "capacity", "seed", "budget", "final_return", "auc", "next_obs_mse", "reward_mse",
-    "transition_kl", "value_equivalence_error", "ppo_normalised", "rainbow_normalised",
+    "algo", "env", "capacity", "seed", "outcome", "budget", "final_return", "auc", "next_obs_mse",
+    "reward_mse", "transition_kl", "value_equivalence_error", "ppo_normalised", "rainbow_normalised",
+    "random_score", "random_sem", "ppo_score", "ppo_sem", "rainbow_score", "rainbow_sem",
 )  # fmt: skip
-"""Columns of the per-seed table (one row per used seed)."""
+"""Columns of the per-seed table (one row per counted seed): ``outcome`` is the seed's state (a
+``diverged`` or ``failed`` one has the random reference as ``final_return`` and NaN AUC and model
+metrics); the reference means and their standard errors are the inputs of the aggregates' bootstrap."""
 MODEL_METRICS = ("next_obs_mse", "reward_mse", "transition_kl", "value_equivalence_error")
 """Model-error metrics reported beside the returns: a model-based agent's curve.csv columns of these
 names (the model's next-observation and reward MSE on real data, i.e. its negative log-likelihood up to
@@ -114,6 +127,8 @@ class SeedRun:
     """One of ``STATES``."""
     curve: pd.DataFrame | None
     """The checked curve (``CURVE_COLUMNS`` as float64), or None when the seed has not written one."""
+    steps: int | None = None
+    """The env steps the seed was planned for (config.json's ``steps``), None if unknown."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -259,7 +274,9 @@ def _read_seed(seed_dir: Path) -> tuple[SeedRun, dict[str, Any]]:
     config = _read_json(config_path) if config_path.is_file() else {}
     if not isinstance(config, dict):
         raise ResultsError(config_path, "config.json must hold a JSON object")
-    return SeedRun(seed_dir, seed, state, curve), config
+    steps = config.get("steps")
+    planned = steps if isinstance(steps, int) and not isinstance(steps, bool) else None
+    return SeedRun(seed_dir, seed, state, curve, planned), config
 
 
 def _visible(path: Path, root: Path) -> bool:
@@ -338,47 +355,65 @@ def _score_cell(
     cell: Cell, budget: int | None, references: pd.DataFrame, config: BootstrapConfig
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
     """The leaderboard row of one cell, its per-seed rows and its warnings."""
-    n_diverged = sum(s.state == "diverged" for s in cell.seeds)
-    n_failed = sum(s.state == "failed" for s in cell.seeds)
+    broken = [s for s in cell.seeds if s.state in ("diverged", "failed")]
+    n_diverged = sum(s.state == "diverged" for s in broken)
+    n_failed = len(broken) - n_diverged
     live = [s for s in cell.seeds if s.state in ("pending", "running", "done")]
     with_curve = [s for s in live if s.curve is not None]
     cell_budget = _cell_budget(with_curve) if budget is None else budget
+    if cell_budget is None and broken:
+        # Every seed broke: score them at the budget they were planned for.
+        planned = [s.steps for s in broken if s.steps is not None]
+        cell_budget = min(planned) if planned else None
     used = [s for s in with_curve if cell_budget is not None and s.curve["env_step"].iloc[-1] >= cell_budget]
     short = [s for s in live if s not in used]
-    finals = np.array([final_return(s.curve["env_step"], s.curve["eval_return"], cell_budget) for s in used])
+    ref = match_reference(references, cell.env, cell_budget if (used or broken) else None)
+    # A broken seed counts as the random policy; without a random reference it cannot be scored.
+    counted_broken = broken if math.isfinite(ref.random) else []
+    finals = np.array(
+        [final_return(s.curve["env_step"], s.curve["eval_return"], cell_budget) for s in used]
+        + [ref.random] * len(counted_broken)
+    )
     aucs = np.array(
         [area_under_curve(s.curve["env_step"], s.curve["eval_return"], cell_budget) for s in used]
+        + [math.nan] * len(counted_broken)
     )
     metrics = {
-        name: np.array([_metric_at(s.curve, name, cell_budget) for s in used]) for name in MODEL_METRICS
+        name: np.array(
+            [_metric_at(s.curve, name, cell_budget) for s in used] + [math.nan] * len(counted_broken)
+        )
+        for name in MODEL_METRICS
     }
+    counted = [*used, *counted_broken]
     estimate = _estimate_or_nan(finals, config)
-    ref = match_reference(references, cell.env, cell_budget if used else None)
     mean = float(estimate.point)
+    flags = reference_flags(ref)
     row: dict[str, Any] = {
         "algo": cell.algo,
         "env": cell.env,
         "capacity": cell.capacity,
-        "n_seeds": len(used),
+        "n_seeds": len(counted),
         "budget": cell_budget,
         "return_mean": mean,
         "return_ci_low": float(estimate.low),
         "return_ci_high": float(estimate.high),
-        "auc": float(aucs.mean()) if used else math.nan,
+        "auc": _nanmean(aucs),
         **{name: _nanmean(values) for name, values in metrics.items()},
         "random_score": ref.random,
+        "zero_score": ref.zero,
         "ppo_score": ref.ppo,
         "rainbow_score": ref.rainbow,
         "ppo_normalised": normalised_score(mean, ref.random, ref.ppo),
         "rainbow_normalised": normalised_score(mean, ref.random, ref.rainbow),
-        "return_std": float(finals.std(ddof=1)) if len(used) > 1 else math.nan,
+        "return_std": float(finals.std(ddof=1)) if len(counted) > 1 else math.nan,
         "reference_budget": ref.budget,
         "n_diverged": n_diverged,
         "n_failed": n_failed,
         "n_short": len(short),
+        "reference_flag": bool(flags),
     }
     warnings: list[str] = []
-    notes = list(ref.notes)
+    notes = [*ref.notes, *flags]
     if short:
         reached = ", ".join(
             f"seed_{s.seed} "
@@ -393,24 +428,39 @@ def _score_cell(
         notes.append(text)
         warnings.append(f"{cell.path}: {text}")
     for count, state in ((n_diverged, "diverged"), (n_failed, "failed")):
-        if count:
-            notes.append(f"{count} seed(s) {state}, excluded")
-            warnings.append(f"{cell.path}: {count} seed(s) {state}, excluded")
+        if not count:
+            continue
+        if counted_broken:
+            text = f"{count} seed(s) {state}, counted at the random reference's return {ref.random:.4g}"
+        else:
+            text = f"{count} seed(s) {state}, excluded: no random reference to score them"
+        notes.append(text)
+        warnings.append(f"{cell.path}: {text}")
     row["notes"] = "; ".join(notes)
+    refs = {
+        "random_score": ref.random,
+        "random_sem": ref.sem.get("random", math.nan),
+        "ppo_score": ref.ppo,
+        "ppo_sem": ref.sem.get("ppo", math.nan),
+        "rainbow_score": ref.rainbow,
+        "rainbow_sem": ref.sem.get("rainbow", math.nan),
+    }
     runs = [
         {
             "algo": cell.algo,
             "env": cell.env,
             "capacity": cell.capacity,
             "seed": s.seed,
+            "outcome": s.state,
             "budget": cell_budget,
             "final_return": float(f),
             "auc": float(a),
             **{name: float(values[i]) for name, values in metrics.items()},
             "ppo_normalised": normalised_score(f, ref.random, ref.ppo),
             "rainbow_normalised": normalised_score(f, ref.random, ref.rainbow),
+            **refs,
         }
-        for i, (s, f, a) in enumerate(zip(used, finals, aucs, strict=True))
+        for i, (s, f, a) in enumerate(zip(counted, finals, aucs, strict=True))
     ]
     return row, runs, warnings
 
@@ -424,6 +474,29 @@ def tasks_of(runs: pd.DataFrame, baseline: str) -> dict[str, np.ndarray]:
     return {env: group[column].to_numpy(dtype=np.float64) for env, group in finite.groupby("env", sort=True)}
 
 
+def normalised_tasks_of(runs: pd.DataFrame, baseline: str) -> dict[str, NormalisedTask]:
+    """Per env with finite ``<baseline>_normalised`` scores, its runs' raw returns and references, for
+    the bootstrap that also draws the references (``mbrl_bench.stats.normalised_bootstrap``)."""
+    tasks = {}
+    for env, group in runs.groupby("env", sort=True):
+        group = group[np.isfinite(group[f"{baseline}_normalised"].to_numpy(dtype=np.float64))]
+        if group.empty:
+            continue
+        first = group.iloc[0]
+        # A NaN standard error (a reference row without seeds' spread) counts as exact.
+        sem = {name: float(first[name]) for name in ("random_sem", f"{baseline}_sem")}
+        sem = {name: value if math.isfinite(value) else 0.0 for name, value in sem.items()}
+        tasks[env] = NormalisedTask(
+            returns=group["final_return"].to_numpy(dtype=np.float64),
+            at_random=group["outcome"].isin(["diverged", "failed"]).to_numpy(),
+            random_mean=float(first["random_score"]),
+            random_sem=sem["random_sem"],
+            baseline_mean=float(first[f"{baseline}_score"]),
+            baseline_sem=sem[f"{baseline}_sem"],
+        )
+    return tasks
+
+
 def _runs_of(runs: pd.DataFrame, algo: str, capacity: str) -> pd.DataFrame:
     return runs[(runs["algo"] == algo) & (runs["capacity"] == capacity)]
 
@@ -432,13 +505,14 @@ def _aggregate_row(
     algo: str, capacity: str, n_envs: int, runs: pd.DataFrame, config: BootstrapConfig
 ) -> dict[str, Any]:
     row: dict[str, Any] = {"algo": algo, "capacity": capacity, "n_envs": n_envs}
+    statistics = {"iqm": lambda x: iqm(x, axis=-1), "optimality_gap": lambda x: optimality_gap(x, axis=-1)}
     for baseline in BASELINES:
-        tasks = list(tasks_of(runs, baseline).values())
+        tasks = list(normalised_tasks_of(runs, baseline).values())
         row[f"{baseline}_n_envs"] = len(tasks)
-        row[f"{baseline}_n_runs"] = sum(t.size for t in tasks)
-        for name, estimate in (("iqm", iqm_estimate), ("optimality_gap", optimality_gap_estimate)):
+        row[f"{baseline}_n_runs"] = sum(t.returns.size for t in tasks)
+        for name, statistic in statistics.items():
             if tasks:
-                value = estimate(tasks, config=config)
+                value = normalised_bootstrap(tasks, statistic, config)
                 point, low, high = float(value.point), float(value.low), float(value.high)
             else:
                 point = low = high = math.nan
@@ -593,8 +667,10 @@ def plot_aggregates(
             else np.linspace(min(0.0, all_scores.min()), max(1.0, all_scores.max()), 101)
         )
         for algo, capacity, label in zip(rows["algo"], rows["capacity"], labels, strict=True):
-            tasks = list(tasks_of(_runs_of(board.runs, algo, capacity), baseline).values())
-            profile = performance_profile(tasks, grid, config)
+            tasks = list(normalised_tasks_of(_runs_of(board.runs, algo, capacity), baseline).values())
+            profile = normalised_bootstrap(
+                tasks, functools.partial(run_score_distribution, taus=grid), config
+            )
             (line,) = ax_profile.plot(grid, profile.point, label=label)
             ax_profile.fill_between(grid, profile.low, profile.high, color=line.get_color(), alpha=0.2)
         ax_profile.axvline(1.0, color="grey", linestyle=":")

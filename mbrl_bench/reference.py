@@ -1,4 +1,4 @@
-"""The reference-score table: random, PPO and Rainbow returns per (env label, budget).
+"""The reference-score table: random, zero-action, PPO and Rainbow returns per (env label, budget).
 
 Normalised scores need the scores of a random policy and of a baseline at a matching budget.
 ``mbrl-bench calibrate`` measures them and writes ``reference_scores.csv`` with the columns
@@ -8,23 +8,33 @@ plus its non-default kwargs), so a variant is normalised against references meas
 
 Which table is read: an explicit path argument, else the file named by the environment variable
 ``MBRL_BENCH_REFERENCE_SCORES``, else the shipped table.
+
+A reference is only worth dividing by if the baseline clearly beats doing nothing: ``reference_flags``
+names the envs where the zero-action or random policy comes within 20% of the PPO reference, and the
+leaderboard flags their normalised scores.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
 import pandas as pd
 
+from mbrl_bench.scores import normalised_score
+
 REFERENCE_ENV_VAR = "MBRL_BENCH_REFERENCE_SCORES"
 """Environment variable naming a reference table to use instead of the shipped one."""
 REFERENCE_COLUMNS = ("env", "budget", "agent", "mean", "std", "n_seeds", "commit", "date", "command")
-REFERENCE_AGENTS = ("random", "ppo", "rainbow")
-"""Agents a reference row may name: the random policy and the two baselines of SimPLe's Figure 4."""
+REFERENCE_AGENTS = ("random", "zero", "ppo", "rainbow")
+"""Agents a reference row may name: the random policy, the zero-action policy (continuous actions
+only; a guard, never a denominator) and the two baselines of SimPLe's Figure 4."""
+TRIVIAL_MARGIN = 0.2
+"""How close (as a fraction) a trivial policy may come to the PPO reference before the env is flagged."""
 
 
 class ReferenceTableError(ValueError):
@@ -45,6 +55,12 @@ class ReferenceMatch:
     """Rainbow's mean return at ``budget`` (NaN if missing, e.g. on continuous-action envs)."""
     notes: tuple[str, ...]
     """Why a score above is NaN, one sentence each."""
+    zero: float = math.nan
+    """The zero-action policy's mean return at ``budget`` (NaN if missing: discrete-action envs, or a
+    table calibrated before the zero agent existed)."""
+    sem: Mapping[str, float] = field(default_factory=dict)
+    """Per agent, the standard error of its mean over the calibration seeds, ``std / sqrt(n_seeds)``
+    (0 with one seed): the references' own uncertainty, which the aggregates' bootstrap carries."""
 
 
 def reference_path(path: str | os.PathLike[str] | None = None) -> Path:
@@ -154,11 +170,43 @@ def match_reference(table: pd.DataFrame, env: str, budget: int | None) -> Refere
             None, nan, nan, nan, (f"no reference budget >= {budget} for {env} (has: {budgets})",)
         )
     matched = int(above["budget"].min())
-    at = rows[rows["budget"] == matched].set_index("agent")["mean"]
+    at_budget = rows[rows["budget"] == matched].set_index("agent")
+    at = at_budget["mean"]
+    # The zero agent is a guard, not a denominator: its absence (discrete actions) is no note.
     notes = tuple(
         f"no {agent} reference for {env} at budget {matched}"
         for agent in REFERENCE_AGENTS
-        if agent not in at.index
+        if agent not in at.index and agent != "zero"
     )
     scores = {agent: float(at[agent]) if agent in at.index else nan for agent in REFERENCE_AGENTS}
-    return ReferenceMatch(matched, scores["random"], scores["ppo"], scores["rainbow"], notes)
+    sem = {
+        agent: float(r.std) / math.sqrt(r.n_seeds) if r.n_seeds > 1 else 0.0
+        for agent, r in zip(at_budget.index, at_budget.itertuples(), strict=True)
+    }
+    return ReferenceMatch(
+        matched, scores["random"], scores["ppo"], scores["rainbow"], notes, scores["zero"], sem
+    )
+
+
+def reference_flags(match: ReferenceMatch, margin: float = TRIVIAL_MARGIN) -> tuple[str, ...]:
+    """Why PPO-normalised scores on this env are not to be trusted, one sentence each (empty if fine).
+
+    A trivial policy T (zero action, random) is "within 20% of the PPO reference" when either
+    ``ppo - T <= 0.2 |ppo|`` (PPO's own score barely above T, or below it), or T's PPO-normalised
+    score is >= 0.8 (T earns 80% of the credit between random and PPO: the zero action on Pusher and
+    Reacher). The second test is void for random (0 by definition), the first catches it.
+    """
+    if not (math.isfinite(match.ppo) and math.isfinite(match.random)):
+        return ()
+    flags = []
+    for name, score in (("zero-action", match.zero), ("random", match.random)):
+        if not math.isfinite(score):
+            continue
+        close = match.ppo - score <= margin * abs(match.ppo)
+        credit = normalised_score(score, match.random, match.ppo) if name != "random" else 0.0
+        if close or credit >= 1.0 - margin:
+            flags.append(
+                f"{name} reference {score:.4g} is within {margin:.0%} of PPO's {match.ppo:.4g} at budget "
+                f"{match.budget} ({credit:.2f} PPO-normalised): PPO-normalised scores here are unreliable"
+            )
+    return tuple(flags)

@@ -21,6 +21,14 @@ every number equals rliable's.
 
 A statistic here is a function of a ``(reps, n_runs)`` array that reduces the last axis, giving
 ``(reps,)`` or ``(reps, k)``: all bootstrap replicates are computed in one vectorised call.
+
+Normalised scores divide by reference scores that are themselves means over a few calibration seeds.
+``normalised_bootstrap`` carries that uncertainty into the CIs (beyond rliable, which treats the
+references as exact): each replicate resamples the runs within each task as above *and* draws the
+task's random and baseline reference means from N(mean, sem^2), sem = std / sqrt(n_seeds) from the
+reference table (a parametric bootstrap of the reference means: the table keeps their mean, std and
+seed count, not the calibration seeds), then normalises the resampled raw returns with the drawn
+references. The point estimate uses the table's means.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.stats
 from numpy.typing import ArrayLike, NDArray
+
+from mbrl_bench.scores import normalised_score
 
 Statistic = Callable[[NDArray[np.float64]], NDArray[np.float64]]
 
@@ -184,3 +194,74 @@ def performance_profile(
     Returns an estimate whose ``point``, ``low`` and ``high`` have the shape of ``taus``.
     """
     return stratified_bootstrap(tasks, lambda x: run_score_distribution(x, taus), config)
+
+
+@dataclass(frozen=True)
+class NormalisedTask:
+    """One task's raw final returns and the references they are normalised against."""
+
+    returns: NDArray[np.float64]
+    """Final return of every run; entries where ``at_random`` is True are ignored."""
+    at_random: NDArray[np.bool_]
+    """Runs that count with the random reference's return (diverged or failed runs)."""
+    random_mean: float
+    random_sem: float
+    """Standard error of the random reference's mean (0: treated as exact)."""
+    baseline_mean: float
+    baseline_sem: float
+
+    def __post_init__(self) -> None:
+        returns = np.asarray(self.returns, dtype=np.float64)
+        at_random = np.asarray(self.at_random, dtype=bool)
+        if returns.ndim != 1 or returns.size == 0 or at_random.shape != returns.shape:
+            raise ValueError(
+                f"returns and at_random must be non-empty 1-D arrays of one length, got shapes "
+                f"{returns.shape} and {at_random.shape}"
+            )
+        if not np.all(np.isfinite(returns[~at_random])):
+            raise ValueError(f"returns of counted runs must be finite, got {returns.tolist()}")
+        values = (self.random_mean, self.random_sem, self.baseline_mean, self.baseline_sem)
+        if not all(np.isfinite(v) for v in values) or self.random_sem < 0 or self.baseline_sem < 0:
+            raise ValueError(f"reference means must be finite and sems finite and >= 0, got {values}")
+        object.__setattr__(self, "returns", returns)
+        object.__setattr__(self, "at_random", at_random)
+
+    def normalised(
+        self, idx: NDArray[np.intp], random: NDArray[np.float64], baseline: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """Normalised scores of the runs ``idx`` (``(reps, n)``) against per-row references ``(reps, 1)``."""
+        raw = np.where(self.at_random[idx], random, self.returns[idx])
+        return np.asarray(normalised_score(raw, random, baseline), dtype=np.float64)
+
+
+def normalised_bootstrap(
+    tasks: Sequence[NormalisedTask], statistic: Statistic, config: BootstrapConfig = DEFAULT_BOOTSTRAP
+) -> IntervalEstimate:
+    """A statistic of all runs' normalised scores, with a CI that resamples runs within tasks and draws
+    each task's reference means (see the module docstring).
+
+    The CI is NaN only when nothing varies: no task has two runs and every sem is 0.
+    """
+    if len(tasks) == 0:
+        raise ValueError("need at least one task of scores, got none")
+    exact = [
+        t.normalised(np.arange(t.returns.size)[None, :], np.full((1, 1), t.random_mean),
+                     np.full((1, 1), t.baseline_mean))
+        for t in tasks
+    ]  # fmt: skip
+    point = np.asarray(statistic(np.concatenate(exact, axis=1)))[0]
+    if all(t.returns.size < 2 and t.random_sem == 0 and t.baseline_sem == 0 for t in tasks):
+        nan = np.full_like(point, np.nan)
+        return IntervalEstimate(point, nan, nan.copy())
+    rng = np.random.default_rng(config.seed)
+    blocks = []
+    for t in tasks:
+        idx = rng.integers(0, t.returns.size, size=(config.reps, t.returns.size))
+        random = t.random_mean + t.random_sem * rng.standard_normal((config.reps, 1))
+        baseline = t.baseline_mean + t.baseline_sem * rng.standard_normal((config.reps, 1))
+        blocks.append(t.normalised(idx, random, baseline))
+    replicates = np.asarray(statistic(np.concatenate(blocks, axis=1)))
+    tail = 100.0 * (1.0 - config.confidence) / 2.0
+    # A draw can put the baseline exactly on random (NaN score): percentiles over the finite replicates.
+    low, high = np.nanpercentile(replicates, [tail, 100.0 - tail], axis=0)
+    return IntervalEstimate(point, np.asarray(low), np.asarray(high))

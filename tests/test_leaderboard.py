@@ -160,12 +160,38 @@ def test_missing_reference_gives_nan_with_the_reason(results, reference):
     assert any(ENV_C in w and "no reference scores" in w for w in board.warnings)
 
 
-def test_diverged_seeds_are_excluded_and_counted(results, reference):
+def test_diverged_seeds_count_at_the_random_score_and_are_flagged(results, reference):
     board = board_of(results, reference)
     mle_b = board.cells.set_index(["algo", "env"]).loc[("mle", ENV_B)]
-    assert (mle_b["n_seeds"], mle_b["n_diverged"], mle_b["return_mean"]) == (1, 1, 10.0)
-    assert "1 seed(s) diverged" in mle_b["notes"]
+    # ENV_B's random reference is 0: the diverged seed counts as 0 beside the done seed's 10.
+    assert (mle_b["n_seeds"], mle_b["n_diverged"], mle_b["return_mean"]) == (2, 1, 5.0)
+    assert "1 seed(s) diverged, counted at the random reference's return 0" in mle_b["notes"]
     assert any("mle" in w and "diverged" in w for w in board.warnings)
+    runs = board.runs.set_index(["algo", "env", "seed"])
+    broken = runs.loc[("mle", ENV_B, 1)]
+    assert (broken["outcome"], broken["final_return"], broken["ppo_normalised"]) == ("diverged", 0.0, 0.0)
+    assert math.isnan(broken["auc"])
+    # Counting it lowers mle's aggregate against leaving it out: runs 0.2 (done) and 0 (diverged).
+    agg = board.aggregates.set_index("algo").loc["mle"]
+    assert agg["ppo_n_runs"] == 4
+
+
+def test_broken_seeds_without_a_random_reference_are_excluded_with_a_note(tmp_path, reference):
+    root = tmp_path / "r"
+    write_seed(root, "omd", ENV_C, "full", 0, [0.0, 1.0, 2.0])
+    write_seed(root, "omd", ENV_C, "full", 1, None, state="failed")
+    cell = build_leaderboard(root, references=reference).cells.iloc[0]
+    assert (cell["n_seeds"], cell["n_failed"]) == (1, 1)
+    assert "1 seed(s) failed, excluded: no random reference to score them" in cell["notes"]
+
+
+def test_a_cell_whose_seeds_all_broke_is_scored_at_its_planned_budget(tmp_path, reference):
+    root = tmp_path / "r"
+    write_seed(root, "omd", ENV_A, "full", 0, [0.0, 50.0], state="diverged")  # planned for 2000 steps
+    write_seed(root, "omd", ENV_A, "full", 1, None, state="failed")
+    cell = build_leaderboard(root, references=reference).cells.iloc[0]
+    assert (cell["budget"], cell["reference_budget"], cell["n_seeds"]) == (2000, 2000, 2)
+    assert (cell["return_mean"], cell["ppo_normalised"]) == (10.0, 0.0)
 
 
 def test_explicit_budget_picks_earlier_evaluations_and_the_nearest_reference_above(results, reference):
@@ -192,8 +218,10 @@ def test_default_budget_follows_finished_seeds_and_drops_lagging_running_ones(tm
     write_seed(root, "mle", ENV_A, "full", 1, [0.0, 30.0], state="running")
     write_seed(root, "mle", ENV_A, "full", 2, None, state="pending")
     cells = build_leaderboard(root, references=reference).cells.set_index("algo")
-    assert (cells.loc["omd", "budget"], cells.loc["omd", "n_seeds"]) == (2000, 1)
+    # the failed seed counts at the random reference (10): seeds 20 and 10
+    assert (cells.loc["omd", "budget"], cells.loc["omd", "n_seeds"]) == (2000, 2)
     assert (cells.loc["omd", "n_short"], cells.loc["omd", "n_failed"]) == (1, 1)
+    assert cells.loc["omd", "return_mean"] == 15.0
     # no done seed: the shortest curve sets the budget, so both running seeds count
     assert (cells.loc["mle", "budget"], cells.loc["mle", "n_seeds"], cells.loc["mle", "n_short"]) == (
         1000,
@@ -358,7 +386,7 @@ def test_env_var_overrides_the_shipped_table(monkeypatch, reference):
 @pytest.mark.parametrize(
     ("rows", "problem"),
     [
-        ([(ENV_A, 2000, "dqn", 1.0)], "unknown agent 'dqn'; valid agents: random, ppo, rainbow"),
+        ([(ENV_A, 2000, "dqn", 1.0)], "unknown agent 'dqn'; valid agents: random, zero, ppo, rainbow"),
         ([(ENV_A, 2000, "ppo", 1.0), (ENV_A, 2000, "ppo", 2.0)], "row 3 repeats"),
         ([(ENV_A, "lots", "ppo", 1.0)], "row 2, column 'budget'"),
         ([(ENV_A, 2000, "ppo", "inf")], "column 'mean' must be a finite number"),
@@ -394,6 +422,34 @@ def test_match_reference_rules(reference):
     assert beyond.budget is None and math.isnan(beyond.ppo)
     assert beyond.notes == (f"no reference budget >= 5000 for {ENV_A} (has: 2000, 4000)",)
     assert match_reference(table, ENV_C, 2000).notes[0].startswith("no reference scores for")
+    # std 1 over 5 seeds in every row: the standard error of each mean
+    assert exact.sem == pytest.approx({"random": 1 / math.sqrt(5), "ppo": 1 / math.sqrt(5),
+                                       "rainbow": 1 / math.sqrt(5)})  # fmt: skip
+    assert math.isnan(exact.zero)  # no zero row: no note either (it is a guard, not a denominator)
+
+
+@pytest.mark.parametrize(
+    ("zero", "random", "ppo", "flagged"),
+    [
+        (994.0, -56.0, 632.0, "zero-action"),  # doing nothing beats PPO (Ant before issue 14)
+        (-56.5, -150.0, -40.0, "zero-action"),  # 0.85 PPO-normalised (Pusher-like)
+        (0.0, -280.0, 1500.0, None),  # a clear margin over both
+        (None, 95.0, 110.0, "random"),  # PPO within 20% of random (relative to PPO's score)
+        (None, 10.0, 110.0, None),
+    ],
+)
+def test_envs_where_a_trivial_policy_nears_ppo_are_flagged(tmp_path, zero, random, ppo, flagged):
+    rows = [(ENV_A, 2000, "random", random), (ENV_A, 2000, "ppo", ppo)]
+    rows += [(ENV_A, 2000, "zero", zero)] if zero is not None else []
+    reference = write_reference(tmp_path / "ref.csv", rows)
+    write_seed(tmp_path / "r", "omd", ENV_A, "full", 0, [0.0, 5.0, 20.0])
+    cell = build_leaderboard(tmp_path / "r", references=reference).cells.iloc[0]
+    assert bool(cell["reference_flag"]) == (flagged is not None)
+    if flagged:
+        assert f"{flagged} reference" in cell["notes"] and "unreliable" in cell["notes"]
+        assert math.isfinite(cell["ppo_normalised"])  # shown, but flagged
+    if zero is not None:
+        assert cell["zero_score"] == zero
 
 
 def test_model_metrics_are_reported_at_the_budget_beside_the_returns(tmp_path, reference):

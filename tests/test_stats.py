@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 
 from mbrl_bench.stats import (
+    DEFAULT_BOOTSTRAP,
     BootstrapConfig,
+    NormalisedTask,
     bootstrap_ci,
     iqm,
     iqm_estimate,
+    normalised_bootstrap,
     optimality_gap,
     optimality_gap_estimate,
     performance_profile,
@@ -157,3 +160,33 @@ def test_bad_tasks_are_rejected(tasks, match):
 def test_bad_bootstrap_config_is_rejected(kwargs, match):
     with pytest.raises(ValueError, match=match):
         BootstrapConfig(**kwargs)
+
+
+def test_normalised_bootstrap_with_exact_references_is_the_stratified_bootstrap():
+    returns = np.array([12.0, 40.0, 55.0, 70.0, 90.0])
+    task = NormalisedTask(returns, np.zeros(5, bool), 10.0, 0.0, 110.0, 0.0)
+    mean = lambda x: np.mean(x, axis=-1)
+    carried = normalised_bootstrap([task], mean, DEFAULT_BOOTSTRAP)
+    plain = stratified_bootstrap([(returns - 10.0) / 100.0], mean, DEFAULT_BOOTSTRAP)
+    for got, want in ((carried.point, plain.point), (carried.low, plain.low), (carried.high, plain.high)):
+        assert float(got) == pytest.approx(float(want))
+
+
+def test_reference_uncertainty_widens_the_ci_and_broken_runs_score_as_random():
+    returns = np.array([60.0, 70.0, 80.0, np.nan])
+    broken = np.array([False, False, False, True])
+    exact = NormalisedTask(returns, broken, 10.0, 0.0, 110.0, 0.0)
+    noisy = NormalisedTask(returns, broken, 10.0, 5.0, 110.0, 20.0)
+    mean = lambda x: np.mean(x, axis=-1)
+    a, b = normalised_bootstrap([exact], mean), normalised_bootstrap([noisy], mean)
+    # The broken run counts as the random reference: normalised 0 beside 0.5, 0.6, 0.7.
+    assert float(a.point) == pytest.approx(0.45) and float(b.point) == pytest.approx(0.45)
+    assert float(b.high - b.low) > float(a.high - a.low)
+    # One run and exact references: nothing varies, no CI; a noisy reference alone gives one.
+    single = NormalisedTask(np.array([60.0]), np.array([False]), 10.0, 0.0, 110.0, 0.0)
+    assert np.isnan(normalised_bootstrap([single], mean).low)
+    single_noisy = NormalisedTask(np.array([60.0]), np.array([False]), 10.0, 0.0, 110.0, 20.0)
+    ci = normalised_bootstrap([single_noisy], mean)
+    assert float(ci.low) < 0.5 < float(ci.high)
+    with pytest.raises(ValueError, match="must be finite"):
+        NormalisedTask(np.array([np.nan]), np.array([False]), 10.0, 0.0, 110.0, 0.0)
