@@ -85,6 +85,10 @@ class Agent(abc.ABC):
     """True if the agent needs float64: the harness runs its cells under ``jax.enable_x64(True)``."""
     description: ClassVar[str] = ""
     """One line for ``mbrl-bench algos``."""
+    kind_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    """Per action kind ("discrete"/"continuous"), config fields whose default differs from ``Config``'s
+    own, for an agent whose official setups differ by action kind (OMD: CartPole vs MuJoCo code). The
+    harness applies them under ``--set`` values; the resolved config is what ``config.json`` records."""
 
     def __init__(self, config: Any, env: EnvInfo, capacity: str = "full") -> None:
         self.config = config
@@ -122,6 +126,7 @@ _AGENT_MODULES: tuple[str, ...] = (
     "mbrl_bench.baselines.omd_tabular",
     "mbrl_bench.baselines.ppo",
     "mbrl_bench.baselines.rainbow",
+    "mbrl_bench.baselines.sac",
 )
 """Modules whose import registers the shipped agents (imported on first registry access)."""
 

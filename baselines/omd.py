@@ -3,7 +3,9 @@ maximum likelihood (Nikishin et al. 2022, "Control-Oriented Model-Based RL with 
 
 Both agents learn a dynamics model theta (``mbrl_bench.models``: next observation and reward, deterministic
 or Gaussian, under any capacity spec) and a pair of soft Q-networks trained ONLY on model-generated
-(r, s') for real (s, a), as the official CartPole code (github.com/evgenii-nikishin/omd, cartpole/):
+(r, s') for real (s, a), as the official CartPole code (github.com/evgenii-nikishin/omd, cartpole/).
+On continuous actions the same two agents follow the official mujoco/ code instead: SAC on one-step model
+targets (``baselines.dyna_continuous``, defaults ``CONTINUOUS_DEFAULTS``). On discrete actions:
 
 - Q-learning (both): soft Q-learning with temperature alpha, targets
   ``r + gamma (1 - terminated) alpha logsumexp(min(Q1', Q2')(s') / alpha)`` from target networks updated
@@ -48,6 +50,7 @@ import optax
 from mbrl_bench.baselines.api import Agent, EnvInfo, Transition, action_kind, register_agent
 from mbrl_bench.baselines.common.networks import MLP
 from mbrl_bench.baselines.common.replay import Replay, replay_add, replay_get, replay_init, sample_uniform
+from mbrl_bench.baselines.dyna_continuous import ContinuousDyna, ContinuousDynaState
 from mbrl_bench.baselines.implicit import INVERSE_KINDS, InverseConfig, implicit_root
 
 from mbrl_bench.models.capacity import parse_capacity
@@ -72,8 +75,9 @@ class DynaConfig:
     model_hidden_dim: int = 32
     """Width of the two hidden ReLU layers of the model (before any capacity spec); ``model_hidden_dim``."""
     model_out_gain: float = 0.01
-    """Orthogonal-init gain of the model's output layer, so it starts predicting ~0; official
-    ``final_init = Orthogonal(scale=1e-2)`` (cartpole/utils.py)."""
+    """Factor on the model's output-layer init, so it starts predicting ~0; official CartPole
+    ``final_init = Orthogonal(scale=1e-2)`` (cartpole/utils.py). On continuous actions 1: the official
+    MuJoCo model keeps orthogonal(sqrt 2) on its output layer too."""
     probabilistic_model: bool = False
     """Gaussian model (NLL for MLE, sampled s' for Q-learning) instead of deterministic; ``prob_model``."""
     num_q_steps: int = 1
@@ -117,6 +121,15 @@ class DynaConfig:
     """Env steps between evaluations of the model-error metrics (next_obs_mse, reward_mse,
     value_equivalence_error), which hold their last value in between (ours: computed every step they
     cost a quarter of MLE-Dyna's update)."""
+    actor_lr: float = 3e-4
+    """Continuous actions only: Adam step size of the SAC actor; official mujoco ``actor_lr``."""
+    temperature_lr: float = 3e-4
+    """Continuous actions only: Adam step size of SAC's log-temperature; official mujoco ``temp_lr``."""
+    init_temperature: float = 1.0
+    """Continuous actions only: SAC's initial temperature; official mujoco ``init_temperature``."""
+    target_entropy_scale: float = 0.5
+    """Continuous actions only: SAC's target entropy is -scale * |A|; official mujoco ``target_entropy``
+    None, i.e. jaxrl's -|A| / 2."""
 
     def __post_init__(self) -> None:
         positive = (
@@ -138,7 +151,7 @@ class DynaConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         if not 0.0 <= self.discount < 1.0:
             raise ValueError(f"discount must be in [0, 1), got {self.discount!r}")
-        for name in ("alpha", "model_lr", "q_lr"):
+        for name in ("alpha", "model_lr", "q_lr", "actor_lr", "temperature_lr", "init_temperature"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         self.inverse_config()
@@ -196,12 +209,33 @@ def _scan(f: Any, init: Any, xs: Any, length: int) -> tuple[Any, Any]:
     return jax.lax.scan(f, init, xs, length=length, unroll=length <= 8)
 
 
+CONTINUOUS_DEFAULTS: dict[str, Any] = {
+    "init_steps": 10_000,
+    "replay_capacity": 1_000_000,
+    "hidden_dim": 256,
+    "model_hidden_dim": 256,
+    "model_lr": 3e-4,
+    "tau": 0.005,
+    "model_out_gain": 1.0,
+    "reset_q_optimizer": False,
+}
+"""The official mujoco/ code's settings where they differ from the CartPole code's (configs/omd_default.py
+and train.py: learning starts at 1e4, replay sized to the run, (256, 256) SAC, model hidden 256 (64 in the
+misspecification runs: capacity ``width:64``), all lrs 3e-4, tau 0.005, every layer of the model
+orthogonal(sqrt 2), the critic's Adam state kept across steps); the replay is capped at the run's budget."""
+
+
 class DynaAgent(Agent):
-    """The shared Dyna agent; subclasses fix ``model_loss`` (see the module docstring)."""
+    """The shared Dyna agent; subclasses fix ``model_loss`` (see the module docstring).
+
+    On continuous actions the learner is ``baselines.dyna_continuous.ContinuousDyna`` (SAC on one-step
+    model targets, the official mujoco/ agent) with the defaults ``CONTINUOUS_DEFAULTS``.
+    """
 
     Config: ClassVar[type] = DynaConfig
-    action_kinds: ClassVar[frozenset[str]] = frozenset({"discrete"})
+    action_kinds: ClassVar[frozenset[str]] = frozenset({"discrete", "continuous"})
     uses_model: ClassVar[bool] = True
+    kind_defaults: ClassVar[dict[str, dict[str, Any]]] = {"continuous": CONTINUOUS_DEFAULTS}
     model_loss: ClassVar[str]
 
     def __init__(self, config: DynaConfig, env: EnvInfo, capacity: str = "full") -> None:
@@ -219,6 +253,12 @@ class DynaAgent(Agent):
         if self.model_loss not in MODEL_LOSSES:
             raise ValueError(f"unknown model loss {self.model_loss!r}; valid: {', '.join(MODEL_LOSSES)}")
         super().__init__(config, env, str(parse_capacity(capacity)))
+        self.continuous = (
+            ContinuousDyna(config, env, self.capacity, self.model_loss) if kind == "continuous" else None
+        )
+        if self.continuous is not None:
+            self.dynamics = self.continuous.dynamics
+            return
         self.obs_dim = int(env.observation_space.shape[0])
         self.num_actions = int(env.action_space.n)
         self.dynamics = DynamicsModel(
@@ -302,7 +342,9 @@ class DynaAgent(Agent):
         return {**net, out: layer}
 
     # ---- agent interface ------------------------------------------------------------------------
-    def init(self, key: jax.Array) -> DynaState:
+    def init(self, key: jax.Array) -> DynaState | ContinuousDynaState:
+        if self.continuous is not None:
+            return self.continuous.init(key, self._scale_output_layer)
         k_q, k_model = jax.random.split(key)
         q = self._init_q(k_q)
         model = self.dynamics.init(k_model)
@@ -325,7 +367,9 @@ class DynaAgent(Agent):
             diagnostics={name: jnp.zeros(()) for name in DIAGNOSTICS},
         )
 
-    def act(self, state: DynaState, obs: jax.Array, key: jax.Array, explore: bool) -> jax.Array:
+    def act(self, state: Any, obs: jax.Array, key: jax.Array, explore: bool) -> jax.Array:
+        if self.continuous is not None:
+            return self.continuous.act(state, obs, key, explore)
         k_policy, k_eps, k_uniform = jax.random.split(key, 3)
         q = jnp.mean(self.q_values(state.q, jnp.asarray(obs, jnp.float32)), axis=0)
         action = jax.random.categorical(k_policy, q / self.config.alpha)
@@ -336,8 +380,10 @@ class DynaAgent(Agent):
         return jnp.where(random, uniform, action)
 
     def update(
-        self, state: DynaState, transition: Transition, key: jax.Array, step: jax.Array
-    ) -> tuple[DynaState, dict[str, jax.Array]]:
+        self, state: Any, transition: Transition, key: jax.Array, step: jax.Array
+    ) -> tuple[Any, dict[str, jax.Array]]:
+        if self.continuous is not None:
+            return self.continuous.update(state, transition, key, step)
         item = Batch(
             jnp.asarray(transition.obs, jnp.float32),
             jnp.asarray(transition.action, jnp.int32),

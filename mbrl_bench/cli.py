@@ -101,6 +101,8 @@ def _cmd_algos(args: argparse.Namespace) -> int:
     for name in names:
         cls = get_agent(name)
         fields = "\n".join(f"{f} ({type_name(t)}) = {d!r}" for f, t, d in config_fields(cls.Config))
+        for kind, defaults in sorted(cls.kind_defaults.items()):
+            fields += f"\non {kind} actions: " + ", ".join(f"{k} = {v!r}" for k, v in defaults.items())
         rows.append(
             [name, ", ".join(sorted(cls.action_kinds)), "yes" if cls.uses_model else "no",
              "yes" if cls.batch_over_seeds else "no", fields or "-", cls.description]

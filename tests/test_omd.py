@@ -52,13 +52,16 @@ def _transition(obs_dim: int, action: int = 1, terminated: bool = False) -> Tran
     )
 
 
-def test_registered_and_refuses_continuous_actions(info: EnvInfo) -> None:
+def test_registered_for_both_action_kinds_and_refuse_non_box_observations(info: EnvInfo) -> None:
     assert get_agent("omd") is OMDAgent and get_agent("mle-dyna") is MLEDynaAgent
     for cls in AGENTS:
-        assert cls.action_kinds == frozenset({"discrete"}) and cls.uses_model
+        assert cls.action_kinds == frozenset({"discrete", "continuous"}) and cls.uses_model
         box = dataclasses.replace(info, env_id="Pendulum-v1", action_space=gym.spaces.Box(-2.0, 2.0, (1,)))
-        with pytest.raises(ValueError, match="supports action kinds: discrete"):
-            cls(DynaConfig(), box)
+        assert cls(DynaConfig(), box).continuous is not None
+        assert cls(DynaConfig(), info).continuous is None
+        tabular = dataclasses.replace(info, env_id="tabular", observation_space=gym.spaces.Discrete(3))
+        with pytest.raises(ValueError, match="needs vector"):
+            cls(DynaConfig(), tabular)
 
 
 def test_config_rejects_bad_values() -> None:

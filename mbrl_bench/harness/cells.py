@@ -166,7 +166,7 @@ def plan_cell(
             f"algorithm {algo!r} does not support {kind} actions ({label}); it supports: "
             f"{', '.join(sorted(agent_cls.action_kinds))}"
         )
-    config = resolve_agent_config(agent_cls, overrides)
+    config = resolve_agent_config(agent_cls, overrides, kind)
     spec = CellSpec(
         algo=algo,
         env_id=env_id,

@@ -126,8 +126,11 @@ def describe_fields(config_cls: type) -> str:
     return ", ".join(f"{name} ({type_name(tp)})" for name, tp, _ in fields) or "(none)"
 
 
-def resolve_agent_config(agent_cls: type[Agent], overrides: dict[str, Any] | None = None) -> Any:
-    """``agent_cls.Config()`` with ``overrides`` applied, each coerced by its field's type.
+def resolve_agent_config(
+    agent_cls: type[Agent], overrides: dict[str, Any] | None = None, action_kind: str | None = None
+) -> Any:
+    """``agent_cls.Config()`` with the agent's defaults for ``action_kind`` (``Agent.kind_defaults``), then
+    ``overrides``, applied, each override coerced by its field's type.
 
     Raises ``UsageError`` for unknown keys, values of the wrong type, and values the config's own
     validation rejects; the message lists the valid keys with their types.
@@ -148,7 +151,8 @@ def resolve_agent_config(agent_cls: type[Agent], overrides: dict[str, Any] | Non
                 f"{describe_fields(agent_cls.Config)}"
             ) from None
     try:
-        return agent_cls.Config(**coerced)
+        kind_defaults = getattr(agent_cls, "kind_defaults", {}).get(action_kind or "", {})
+        return agent_cls.Config(**(kind_defaults | coerced))
     except (TypeError, ValueError) as e:
         raise UsageError(f"invalid config for algorithm {agent_cls.name!r}: {e}") from None
 

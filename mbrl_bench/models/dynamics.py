@@ -13,7 +13,7 @@ continuous), normalised with mean/std statistics of the replay data, to targets
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, get_args
 
 import jax
 import jax.numpy as jnp
@@ -48,7 +48,8 @@ class ModelConfig:
     num_elites: int = 5
     """Members with the lowest held-out error, used for propagation (MBPO: 5)."""
     kernel_init: KernelInit = "truncated_normal"
-    """Kernel init: MBPO's truncated normal with std 1/(2 sqrt(fan_in)), or orthogonal (OMD)."""
+    """Kernel init: MBPO's truncated normal with std 1/(2 sqrt(fan_in)), orthogonal (OMD CartPole), or
+    orthogonal_relu, gain sqrt 2 (OMD MuJoCo)."""
     weight_decays: tuple[float, ...] = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
     """L2 coefficient per layer, hidden layers then output (MBPO). See ``layer_decays`` for other depths."""
     max_logvar_init: float = 0.5
@@ -61,8 +62,10 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
-        if self.kernel_init not in ("truncated_normal", "orthogonal"):
-            raise ValueError(f"unknown kernel_init {self.kernel_init!r}; valid: truncated_normal, orthogonal")
+        if self.kernel_init not in get_args(KernelInit):
+            raise ValueError(
+                f"unknown kernel_init {self.kernel_init!r}; valid: {', '.join(get_args(KernelInit))}"
+            )
         if any(int(w) != w or w < 1 for w in self.hidden_sizes):
             raise ValueError(f"hidden_sizes must be positive integers, got {self.hidden_sizes!r}")
         if not 1 <= self.num_elites <= self.ensemble_size:

@@ -9,6 +9,7 @@ which nnx's mutable objects would need at every jit/vmap boundary.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -17,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 Activation = Literal["swish", "relu", "tanh", "elu"]
-KernelInit = Literal["truncated_normal", "orthogonal"]
+KernelInit = Literal["truncated_normal", "orthogonal", "orthogonal_relu"]
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "swish": nn.swish,
@@ -37,8 +38,11 @@ def mbpo_truncated_normal(key: jax.Array, shape: Sequence[int], dtype: jnp.dtype
 
 
 def kernel_initializer(name: KernelInit) -> nn.initializers.Initializer:
-    """The kernel initialiser named ``name``: MBPO's truncated normal or OMD's orthogonal."""
-    return mbpo_truncated_normal if name == "truncated_normal" else nn.initializers.orthogonal()
+    """The kernel initialiser named ``name``: MBPO's truncated normal, orthogonal with gain 1, or
+    orthogonal with gain sqrt 2 (jaxrl's ``default_init``, which OMD's MuJoCo model uses on every layer)."""
+    if name == "truncated_normal":
+        return mbpo_truncated_normal
+    return nn.initializers.orthogonal(math.sqrt(2.0) if name == "orthogonal_relu" else 1.0)
 
 
 class MaybeLowRankDense(nn.Module):

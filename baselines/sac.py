@@ -1,0 +1,105 @@
+"""The ``sac`` agent: model-free soft actor-critic on continuous actions (jaxrl's defaults).
+
+The reference learner of the continuous agents (OMD, MLE-Dyna, MBPO and VIREL stand on the same
+``baselines.common.sac``) and a model-free yardstick beside PPO in the leaderboard. As jaxrl's
+``train.py``: uniformly random actions for the first ``start_steps`` env steps, then actions sampled from
+the policy; from env step ``start_steps`` on, ``updates_per_step`` SAC updates per env step on uniform
+minibatches of the replay (all G of them one ``lax.scan`` inside the one jitted ``update``); evaluation
+with the deterministic action tanh(mean).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, NamedTuple
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+from mbrl_bench.baselines.api import Agent, EnvInfo, Transition, action_kind, register_agent
+from mbrl_bench.baselines.common.replay import Replay, replay_add, replay_get, replay_init, sample_uniform
+from mbrl_bench.baselines.common.sac import (
+    SAC,
+    Batch,
+    SACConfig,
+    SACState,
+    action_bounds,
+    from_env_action,
+    to_env_action,
+)
+
+METRICS: tuple[str, ...] = ("critic_loss", "q_mean", "actor_loss", "entropy", "alpha")
+"""Per-step metrics: the critics' TD loss, mean Q(s, a) on the batch, the actor's loss, the policy's
+entropy estimate -E[log pi] and the temperature, all from the last of the step's G updates."""
+
+
+class SACAgentState(NamedTuple):
+    learner: SACState
+    replay: Replay
+    steps: jax.Array
+    """Real transitions received so far (decides the initial random phase in ``act``)."""
+
+
+def check_continuous(agent: Agent, env: EnvInfo) -> None:
+    """ValueError unless ``env`` has Box observations and bounded Box actions."""
+    kind = action_kind(env.action_space)
+    if kind != "continuous":
+        raise ValueError(f"{agent.name} supports continuous actions only; {env.env_id} has {kind} actions")
+    if not isinstance(env.observation_space, gym.spaces.Box):
+        raise ValueError(f"{agent.name} needs vector (Box) observations, {env.env_id} has {env.observation_space}")
+
+
+@register_agent
+class SACAgent(Agent):
+    """Soft actor-critic (Haarnoja et al. 2018) with jaxrl's defaults (see ``SACConfig``)."""
+
+    name: ClassVar[str] = "sac"
+    Config: ClassVar[type] = SACConfig
+    action_kinds: ClassVar[frozenset[str]] = frozenset({"continuous"})
+    description: ClassVar[str] = "soft actor-critic, jaxrl defaults (the shared continuous learner)"
+
+    def __init__(self, config: SACConfig, env: EnvInfo, capacity: str = "full") -> None:
+        check_continuous(self, env)
+        super().__init__(config, env, capacity)
+        self.obs_dim = int(env.observation_space.shape[0])
+        self.action_dim = int(env.action_space.shape[0])
+        self.sac = SAC(config, self.obs_dim, self.action_dim)
+        self.centre, self.half_width = action_bounds(env.action_space.low, env.action_space.high)
+        self.replay_capacity = min(config.replay_capacity, env.budget or config.replay_capacity)
+
+    def init(self, key: jax.Array) -> SACAgentState:
+        example = Batch(
+            jnp.zeros(self.obs_dim), jnp.zeros(self.action_dim), jnp.zeros(()), jnp.zeros(self.obs_dim), jnp.zeros(())
+        )
+        return SACAgentState(
+            self.sac.init(key), replay_init(example, self.replay_capacity), jnp.zeros((), jnp.int32)
+        )
+
+    def act(self, state: SACAgentState, obs: jax.Array, key: jax.Array, explore: bool) -> jax.Array:
+        obs = jnp.asarray(obs, jnp.float32)
+        if not explore:
+            return to_env_action(self.sac.deterministic(state.learner.actor, obs), self.centre, self.half_width)
+        k_policy, k_uniform = jax.random.split(key)
+        policy_action, _ = self.sac.sample(state.learner.actor, obs, k_policy)
+        uniform = jax.random.uniform(k_uniform, policy_action.shape, minval=-1.0, maxval=1.0)
+        action = jnp.where(state.steps < self.config.start_steps, uniform, policy_action)
+        return to_env_action(action, self.centre, self.half_width)
+
+    def update(
+        self, state: SACAgentState, transition: Transition, key: jax.Array, step: jax.Array
+    ) -> tuple[SACAgentState, dict[str, jax.Array]]:
+        item = Batch(
+            jnp.asarray(transition.obs, jnp.float32),
+            from_env_action(jnp.asarray(transition.action, jnp.float32), self.centre, self.half_width),
+            jnp.asarray(transition.reward, jnp.float32),
+            jnp.asarray(transition.next_obs, jnp.float32),
+            1.0 - jnp.asarray(transition.terminated, jnp.float32),
+        )
+        state = state._replace(replay=replay_add(state.replay, item), steps=state.steps + 1)
+
+        def learn(s: SACAgentState) -> tuple[SACAgentState, dict[str, jax.Array]]:
+            sample = lambda k: Batch(*replay_get(s.replay, sample_uniform(s.replay, k, self.config.batch_size)))
+            learner, info = self.sac.updates(s.learner, sample, key, self.config.updates_per_step)
+            return s._replace(learner=learner), {name: info[name] for name in METRICS}
+
+        idle = lambda s: (s, {name: jnp.zeros(()) for name in METRICS})
+        return jax.lax.cond(step >= self.config.start_steps, learn, idle, state)
