@@ -82,7 +82,8 @@ class Agent(abc.ABC):
     batch_over_seeds: ClassVar[bool] = True
     """False if the harness must run seeds one by one instead of vmapping the learner over them."""
     float64: ClassVar[bool] = False
-    """True if the agent needs float64: the harness runs its cells under ``jax.enable_x64(True)``."""
+    """True if the agent needs float64: the harness runs its cells under ``jax.enable_x64(True)``. An agent
+    whose precision is a config option sets ``self.float64`` in ``__init__``."""
     description: ClassVar[str] = ""
     """One line for ``mbrl-bench algos``."""
     kind_defaults: ClassVar[dict[str, dict[str, Any]]] = {}

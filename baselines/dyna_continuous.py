@@ -22,7 +22,7 @@ equal the task's true termination function at the real next observation.
 
 Where this differs from the CartPole agent (``baselines.omd``), it follows the official MuJoCo code and
 says so: the critic keeps its Adam state across env steps (jaxrl's ``TrainState``; the CartPole code
-resets the inner optimiser) unless ``reset_q_optimizer``; the model is one MLP on (obs, action) with
+resets the inner optimiser) unless ``warm_q_optimizer`` is off; the model is one MLP on (obs, action) with
 orthogonal(sqrt 2) init on every layer, the output included (``networks/models.py DetModel``); OMD and
 MLE-Dyna each use one batch per env step; acting is SAC's (uniform for ``init_steps``, then sampled;
 evaluation with tanh(mean)), with no epsilon.
@@ -36,7 +36,14 @@ import jax
 import jax.numpy as jnp
 import optax
 from mbrl_bench.baselines.api import EnvInfo, Transition
-from mbrl_bench.baselines.common.replay import Replay, replay_add, replay_get, replay_init, sample_uniform
+from mbrl_bench.baselines.common.replay import (
+    Replay,
+    replay_add,
+    replay_get,
+    replay_init,
+    sample_uniform,
+    sample_without_replacement,
+)
 from mbrl_bench.baselines.common.sac import (
     SAC,
     Batch,
@@ -109,6 +116,7 @@ class ContinuousDyna:
             num_elites=1,
             kernel_init="orthogonal_relu",
             weight_decays=(0.0,),
+            separate_reward_net=config.separate_reward_model,
         )
         self.dynamics = DynamicsModel(model_config, self.obs_dim, self.action_dim, False, parse_capacity(capacity))
         self.model_optimizer = optax.chain(optax.adam(config.model_lr), self.dynamics.capacity_transform())
@@ -163,7 +171,8 @@ class ContinuousDyna:
         return real._replace(reward=reward, next_obs=next_obs)
 
     def _sample(self, replay: Replay, key: jax.Array) -> Batch:
-        return Batch(*replay_get(replay, sample_uniform(replay, key, self.config.batch_size)))
+        sample = sample_without_replacement if self.config.sample_without_replacement else sample_uniform
+        return Batch(*replay_get(replay, sample(replay, key, self.config.batch_size)))
 
     def _inner_rounds(self, learner: SACState, fake: Batch, real: Batch, key: jax.Array) -> tuple[SACState, dict]:
         """K rounds of the official ``fwd_solver`` body (critic on the model batch, target, actor on the
@@ -174,7 +183,7 @@ class ContinuousDyna:
         return learner, jax.tree.map(lambda x: x[-1], info)
 
     def _fresh_critic_opt(self, learner: SACState) -> SACState:
-        if not self.config.reset_q_optimizer:
+        if self.config.warm_q_optimizer:
             return learner
         return learner._replace(critic_opt=self.sac.optimizers()[1].init(learner.critic))
 

@@ -24,14 +24,16 @@ targets (``baselines.dyna_continuous``, defaults ``CONTINUOUS_DEFAULTS``). On di
   random action with probability eps, and only random actions for the first ``init_steps`` env steps.
   Evaluation samples softmax(Q / alpha) without eps, as the official ``evaluate``.
 
-Model: ``mbrl_bench.models.DynamicsModel`` configured as OMD's (2 x 32 ReLU, orthogonal init with output gain
-0.01, absolute next obs and reward, no input normalisation), ONE network for both outputs where the official
-code uses two (next obs, reward); separate networks made no difference to OMD's learning in our 10K-step
-CartPole runs. Capacity specs restrict this network (``norm:B`` is projected after every model step).
+Model: ``mbrl_bench.models.DynamicsModel`` configured as OMD's official CartPole model (cartpole/utils.py):
+TWO separate 2 x 32 ReLU MLPs on (obs, one-hot action), one for the next observation itself and one for the
+reward, hidden layers orthogonal(sqrt 2), output layers orthogonal(0.01), no input normalisation. Capacity
+specs shape each of the two networks (``width:3`` gives each its own 3 units; ``norm:B`` projects each onto
+its own ball after every model step). ``separate_reward_model=False`` gives one network with both outputs.
 
-Precision: float32 (the official code enables x64). On CPU float64 roughly halves the throughput of these
-small networks, and nothing here needs it: the soft value at alpha = 0.01 is a logsumexp (computed stably),
-and the tests that need 1e-3 gradient accuracy run the tabular machinery under ``jax.enable_x64``.
+Replay: minibatches are drawn WITHOUT replacement, as the official replay_buffer.py.
+
+Precision: float32 by default; ``float64=True`` runs the cell under ``jax.enable_x64`` with a float64
+learner state, as the official code (which enables x64 throughout).
 
 One ``update`` is one jitted call per env step (the harness composes it with ``act``); the replay buffer
 lives in the state, so donate the state to the jitted step to keep its writes in place.
@@ -39,6 +41,7 @@ lives in the state, so donate the state to the jitted step to keep its writes in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
@@ -49,7 +52,14 @@ import jax.numpy as jnp
 import optax
 from mbrl_bench.baselines.api import Agent, EnvInfo, Transition, action_kind, register_agent
 from mbrl_bench.baselines.common.networks import MLP
-from mbrl_bench.baselines.common.replay import Replay, replay_add, replay_get, replay_init, sample_uniform
+from mbrl_bench.baselines.common.replay import (
+    Replay,
+    replay_add,
+    replay_get,
+    replay_init,
+    sample_uniform,
+    sample_without_replacement,
+)
 from mbrl_bench.baselines.dyna_continuous import ContinuousDyna, ContinuousDynaState
 from mbrl_bench.baselines.implicit import INVERSE_KINDS, InverseConfig, implicit_root
 
@@ -75,9 +85,17 @@ class DynaConfig:
     model_hidden_dim: int = 32
     """Width of the two hidden ReLU layers of the model (before any capacity spec); ``model_hidden_dim``."""
     model_out_gain: float = 0.01
-    """Factor on the model's output-layer init, so it starts predicting ~0; official CartPole
-    ``final_init = Orthogonal(scale=1e-2)`` (cartpole/utils.py). On continuous actions 1: the official
-    MuJoCo model keeps orthogonal(sqrt 2) on its output layer too."""
+    """Orthogonal gain of the model's output layer(s), so it starts predicting ~0; official CartPole
+    ``final_init = Orthogonal(scale=1e-2)`` (cartpole/utils.py). On continuous actions sqrt 2: the official
+    MuJoCo model uses orthogonal(sqrt 2) on every layer."""
+    separate_reward_model: bool = True
+    """Two model networks, next observation and reward (official CartPole utils.py); False: one network
+    with both outputs (the official MuJoCo DetModel, the continuous default)."""
+    sample_without_replacement: bool = True
+    """Minibatches of distinct replay items (official CartPole replay_buffer.py); jaxrl's buffer, behind the
+    MuJoCo code, samples with replacement (the continuous default)."""
+    float64: bool = False
+    """Discrete actions: run the learner in float64 (the official CartPole code enables x64)."""
     probabilistic_model: bool = False
     """Gaussian model (NLL for MLE, sampled s' for Q-learning) instead of deterministic; ``prob_model``."""
     num_q_steps: int = 1
@@ -101,9 +119,10 @@ class DynaConfig:
     """Two Q-networks, min for targets and mean for acting; train.py (``no_double`` False)."""
     warm_start: bool = True
     """OMD's inner loop starts from the previous Q and target (train.py ``no_warm`` False)."""
-    reset_q_optimizer: bool = True
-    """OMD: fresh Adam state for the inner loop at every outer step (train.py ``warm_opt`` False).
-    MLE-Dyna always carries its Q optimiser, as the official MLE agent."""
+    warm_q_optimizer: bool = False
+    """OMD: carry the inner loop's Adam state from one outer step to the next (train.py ``--warm_opt``,
+    default False: a fresh Adam state at every outer step). MLE-Dyna always carries its Q optimiser, as
+    the official MLE agent; the official MuJoCo OMD carries its critic's (the continuous default)."""
     inverse: str = "identity"
     """Implicit-gradient inverse: identity (official default) | cg (``--with_inv_jac``) | neumann | exact."""
     cg_damping: float = 1e-5
@@ -216,13 +235,16 @@ CONTINUOUS_DEFAULTS: dict[str, Any] = {
     "model_hidden_dim": 256,
     "model_lr": 3e-4,
     "tau": 0.005,
-    "model_out_gain": 1.0,
-    "reset_q_optimizer": False,
+    "model_out_gain": math.sqrt(2.0),
+    "separate_reward_model": False,
+    "sample_without_replacement": False,
+    "warm_q_optimizer": True,
 }
 """The official mujoco/ code's settings where they differ from the CartPole code's (configs/omd_default.py
 and train.py: learning starts at 1e4, replay sized to the run, (256, 256) SAC, model hidden 256 (64 in the
-misspecification runs: capacity ``width:64``), all lrs 3e-4, tau 0.005, every layer of the model
-orthogonal(sqrt 2), the critic's Adam state kept across steps); the replay is capped at the run's budget."""
+misspecification runs: capacity ``width:64``), all lrs 3e-4, tau 0.005, one model network with every
+layer orthogonal(sqrt 2), jaxrl's replay sampled with replacement, the critic's Adam state kept across
+steps); the replay is capped at the run's budget."""
 
 
 class DynaAgent(Agent):
@@ -257,8 +279,12 @@ class DynaAgent(Agent):
             ContinuousDyna(config, env, self.capacity, self.model_loss) if kind == "continuous" else None
         )
         if self.continuous is not None:
+            if config.float64:
+                raise ValueError("float64 is implemented for discrete actions only")
             self.dynamics = self.continuous.dynamics
             return
+        self.float64 = config.float64
+        self.dtype = jnp.float64 if config.float64 else jnp.float32
         self.obs_dim = int(env.observation_space.shape[0])
         self.num_actions = int(env.action_space.n)
         self.dynamics = DynamicsModel(
@@ -272,7 +298,8 @@ class DynaAgent(Agent):
 
     @staticmethod
     def _model_config(config: DynaConfig) -> ModelConfig:
-        """OMD's CartPole model (2 x hidden ReLU, orthogonal init, absolute next obs and reward)."""
+        """OMD's CartPole model: 2 x hidden ReLU, orthogonal(sqrt 2), absolute next obs and reward, two
+        networks unless ``separate_reward_model`` is off."""
         base = ModelConfig.omd_cartpole()
         return ModelConfig(
             hidden_sizes=(config.model_hidden_dim, config.model_hidden_dim),
@@ -281,8 +308,9 @@ class DynaAgent(Agent):
             predict_delta=base.predict_delta,
             ensemble_size=1,
             num_elites=1,
-            kernel_init=base.kernel_init,
+            kernel_init="orthogonal_relu",
             weight_decays=base.weight_decays,
+            separate_reward_net=config.separate_reward_model,
         )
 
     # ---- networks -------------------------------------------------------------------------------
@@ -325,21 +353,26 @@ class DynaAgent(Agent):
         return jax.vmap(lambda k: self.q_net.init(k, dummy))(jax.random.split(key, self.num_q))
 
     def _sample(self, replay: Replay, key: jax.Array) -> Batch:
-        idx = sample_uniform(replay, key, self.config.batch_size)
-        return Batch(*replay_get(replay, idx))
+        sample = sample_without_replacement if self.config.sample_without_replacement else sample_uniform
+        return Batch(*replay_get(replay, sample(replay, key, self.config.batch_size)))
 
     def _scale_output_layer(self, net: dict) -> dict:
-        """Multiply the output layer's kernel (``V`` of a rank-factorised one) by ``model_out_gain``."""
+        """Give each model network's output layer the orthogonal gain ``model_out_gain``: its kernel (``V``
+        of a rank-factorised one) was drawn orthogonal(sqrt 2) like the hidden layers, so rescale it."""
         out = f"layer_{len(self.dynamics.hidden_sizes)}"
-        layer = dict(net[out])
-        if "dense" in layer:
-            layer["dense"] = {
-                **layer["dense"],
-                "kernel": layer["dense"]["kernel"] * self.config.model_out_gain,
-            }
-        else:
-            layer["V"] = layer["V"] * self.config.model_out_gain
-        return {**net, out: layer}
+        factor = self.config.model_out_gain / math.sqrt(2.0)
+
+        def scale(sub: dict) -> dict:
+            layer = dict(sub[out])
+            if "dense" in layer:
+                layer["dense"] = {**layer["dense"], "kernel": layer["dense"]["kernel"] * factor}
+            else:
+                layer["V"] = layer["V"] * factor
+            return {**sub, out: layer}
+
+        if self.dynamics.config.separate_reward_net:
+            return {name: scale(sub) for name, sub in net.items()}
+        return scale(net)
 
     # ---- agent interface ------------------------------------------------------------------------
     def init(self, key: jax.Array) -> DynaState | ContinuousDynaState:
@@ -356,7 +389,7 @@ class DynaAgent(Agent):
             jnp.zeros(self.obs_dim),
             jnp.zeros(()),
         )
-        return DynaState(
+        state = DynaState(
             q=q,
             q_target=q,
             q_opt=self.q_optimizer.init(q),
@@ -366,12 +399,15 @@ class DynaAgent(Agent):
             steps=jnp.zeros((), jnp.int32),
             diagnostics={name: jnp.zeros(()) for name in DIAGNOSTICS},
         )
+        # Flax and optax create float32 leaves even under x64: cast every float to the learner's dtype.
+        floating = lambda x: jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)
+        return jax.tree.map(lambda x: jnp.asarray(x, self.dtype) if floating(x) else x, state)
 
     def act(self, state: Any, obs: jax.Array, key: jax.Array, explore: bool) -> jax.Array:
         if self.continuous is not None:
             return self.continuous.act(state, obs, key, explore)
         k_policy, k_eps, k_uniform = jax.random.split(key, 3)
-        q = jnp.mean(self.q_values(state.q, jnp.asarray(obs, jnp.float32)), axis=0)
+        q = jnp.mean(self.q_values(state.q, jnp.asarray(obs, self.dtype)), axis=0)
         action = jax.random.categorical(k_policy, q / self.config.alpha)
         if not explore:
             return action
@@ -385,11 +421,11 @@ class DynaAgent(Agent):
         if self.continuous is not None:
             return self.continuous.update(state, transition, key, step)
         item = Batch(
-            jnp.asarray(transition.obs, jnp.float32),
+            jnp.asarray(transition.obs, self.dtype),
             jnp.asarray(transition.action, jnp.int32),
-            jnp.asarray(transition.reward, jnp.float32),
-            jnp.asarray(transition.next_obs, jnp.float32),
-            1.0 - jnp.asarray(transition.terminated, jnp.float32),
+            jnp.asarray(transition.reward, self.dtype),
+            jnp.asarray(transition.next_obs, self.dtype),
+            1.0 - jnp.asarray(transition.terminated, self.dtype),
         )
         state = state._replace(replay=replay_add(state.replay, item), steps=state.steps + 1)
         learn = self._omd_update if self.model_loss == "omd" else self._mle_update
@@ -440,7 +476,7 @@ class DynaAgent(Agent):
         def solver(q0: Any, net: Any, aux: tuple) -> tuple[Any, tuple]:
             real, model, key, q_target, q_opt = aux
             batch = self.model_batch(net, model, real, key)
-            opt = self.q_optimizer.init(q0) if cfg.reset_q_optimizer else q_opt
+            opt = q_opt if cfg.warm_q_optimizer else self.q_optimizer.init(q0)
             (q, q_target, opt), (loss, q_mean, entropy) = _scan(
                 lambda c, _: self._q_step(c, batch), (q0, q_target, opt), None, cfg.num_q_steps
             )

@@ -122,8 +122,9 @@ def test_schedule_and_norm_capacity(cls: type, probabilistic: bool, info: EnvInf
         else:
             assert _tree_distance(new.model.net, state.model.net) > 0  # the model moved
             assert _tree_distance(new.q, state.q) > 0  # and so did Q
-        weights = {k: v for k, v in new.model.net.items() if k not in BOUND_NAMES}
-        assert np.sqrt(_tree_distance(weights, jax.tree.map(np.zeros_like, weights))) <= 0.5 * (1 + 1e-5)
+        for sub in agent.dynamics.networks(new.model.net):  # each network has its own ball
+            weights = {k: v for k, v in sub.items() if k not in BOUND_NAMES}
+            assert np.sqrt(_tree_distance(weights, jax.tree.map(np.zeros_like, weights))) <= 0.5 * (1 + 1e-5)
         state = new
     # After init_steps: softmax(Q/alpha) w.p. 1 - eps, uniform w.p. eps; Q still prefers action 0 by far.
     frac_one = float(acts(state, keys).mean())
@@ -169,3 +170,82 @@ def test_learns_cartpole(algo: str, tmp_path) -> None:
     assert result.state == "done", result.error
     final = np.array([curve[-1]["eval_return"] for curve in result.curves.values()])
     assert final.mean() > 60, final
+
+
+# ---- the official CartPole setup (issue: faithful OMD) --------------------------------------------
+@pytest.mark.parametrize("capacity", ["full", "width:3", "norm:2"])
+def test_two_model_networks_with_separate_params_each_under_the_capacity(info: EnvInfo, capacity: str) -> None:
+    agent = OMDAgent(SMALL, info, capacity)
+    net = agent.init(jax.random.PRNGKey(0)).model.net
+    assert set(net) == {"next_obs", "reward"}
+    obs_dim = info.observation_space.shape[0]
+    width = 3 if capacity == "width:3" else SMALL.model_hidden_dim
+    for name, out_dim in (("next_obs", obs_dim), ("reward", 1)):
+        sub = net[name]
+        assert sub["layer_0"]["dense"]["kernel"].shape == (1, obs_dim + 2, width)
+        assert sub["layer_2"]["dense"]["kernel"].shape == (1, width, out_dim)
+        if capacity == "norm:2":
+            norm = jnp.sqrt(sum(jnp.sum(x**2) for k, x in sub.items() if k not in BOUND_NAMES for x in jax.tree.leaves(x)))
+            assert float(norm) <= 2.0 + 1e-5
+    # The reward network does not read the next-obs network's parameters: its output ignores them.
+    obs = jnp.ones((4, obs_dim))
+    params = agent.init(jax.random.PRNGKey(0)).model
+    zeroed = params._replace(net={**params.net, "next_obs": jax.tree.map(jnp.zeros_like, params.net["next_obs"])})
+    _, reward = agent.dynamics.step(params, obs, jnp.zeros(4, jnp.int32), jax.random.PRNGKey(1))
+    _, reward_zeroed = agent.dynamics.step(zeroed, obs, jnp.zeros(4, jnp.int32), jax.random.PRNGKey(1))
+    np.testing.assert_array_equal(reward, reward_zeroed)
+
+
+def test_official_init_gains(info: EnvInfo) -> None:
+    """Hidden layers orthogonal(sqrt 2), output layers orthogonal(0.01): singular values say the gain."""
+    net = OMDAgent(DynaConfig(), info).init(jax.random.PRNGKey(0)).model.net
+    for sub in net.values():
+        hidden = np.linalg.svd(np.asarray(sub["layer_1"]["dense"]["kernel"][0]), compute_uv=False)
+        out = np.linalg.svd(np.asarray(sub["layer_2"]["dense"]["kernel"][0]), compute_uv=False)
+        np.testing.assert_allclose(hidden, np.sqrt(2.0), rtol=1e-5)
+        np.testing.assert_allclose(out, 0.01, rtol=1e-5)
+
+
+def test_sampling_without_replacement_never_repeats_and_is_uniform() -> None:
+    from mbrl_bench.baselines.common.replay import replay_add, replay_init, sample_without_replacement
+
+    replay = replay_init(jnp.zeros(()), 50)
+    for i in range(40):
+        replay = replay_add(replay, jnp.float32(i))
+    draw = jax.jit(jax.vmap(lambda k: sample_without_replacement(replay, k, 32)))
+    idx = np.asarray(draw(jax.random.split(jax.random.PRNGKey(0), 4000)))
+    assert all(len(set(row)) == 32 for row in idx) and idx.min() >= 0 and idx.max() < 40
+    counts = np.bincount(idx.ravel(), minlength=40)
+    expected = 4000 * 32 / 40
+    assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected))
+
+
+def test_float64_runs_produce_float64_learner_state(info: EnvInfo, tmp_path) -> None:
+    from mbrl_bench.harness import plan_cell
+    from mbrl_bench.harness.runner import SeedBatch
+    from mbrl_bench.harness.cells import build_agent
+
+    spec = plan_cell("omd", ENV, env_kwargs={"num_distractors": 2}, seeds=1, steps=20, eval_every=20,
+                     eval_episodes=1, overrides={"float64": "true", "batch_size": 8, "init_steps": 10})  # fmt: skip
+    agent = build_agent(spec)
+    assert agent.float64
+    with jax.enable_x64(True):
+        batch = SeedBatch(agent, spec, [0])
+        batch.start()
+        batch.train(20)
+        floats = [x for x in jax.tree.leaves(batch.state) if jnp.issubdtype(x.dtype, jnp.floating)]
+        assert floats and all(x.dtype == jnp.float64 for x in floats)
+        batch.close()
+    assert not jax.config.jax_enable_x64
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_warm_q_optimizer_carries_the_inner_adam_state(info: EnvInfo, warm: bool) -> None:
+    agent = OMDAgent(dataclasses.replace(SMALL, warm_q_optimizer=warm), info)
+    state = agent.init(jax.random.PRNGKey(0))
+    update = jax.jit(agent.update)
+    for step in range(1, 8):
+        state, _ = update(state, _transition(info.observation_space.shape[0]), jax.random.PRNGKey(step), jnp.int32(step))
+    counts = {int(x) for x in jax.tree.leaves(state.q_opt) if jnp.ndim(x) == 0 and x.dtype == jnp.int32}
+    # init_steps = 3: learning at steps 3..7, five outer steps of K = 1 inner step.
+    assert counts == ({5} if warm else {1})

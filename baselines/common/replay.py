@@ -67,6 +67,26 @@ def sample_uniform(replay: Replay, key: jax.Array, batch_size: int) -> jax.Array
     return jax.random.randint(key, (batch_size,), 0, jnp.maximum(replay_size(replay), 1))
 
 
+def sample_without_replacement(replay: Replay, key: jax.Array, batch_size: int) -> jax.Array:
+    """``batch_size`` distinct slot indices drawn uniformly from the filled slots (as numpy's
+    ``choice(n, batch_size, replace=False)``, which OMD's official replay buffer uses).
+
+    Floyd's algorithm (Bentley & Floyd 1987): for j = n - B, ..., n - 1 draw t uniform in [0, j] and
+    take t unless already taken, else j; every B-subset is equally likely, and it costs B steps of a
+    B-wide comparison whatever the buffer's size. With fewer than ``batch_size`` filled slots no such
+    batch exists and the draw falls back to ``sample_uniform``.
+    """
+    n = replay_size(replay)
+    last = n - batch_size + jnp.arange(batch_size)
+    draws = jax.random.randint(key, (batch_size,), 0, jnp.maximum(last, 0) + 1)
+
+    def take(i: int, chosen: jax.Array) -> jax.Array:
+        return chosen.at[i].set(jnp.where(jnp.any(chosen == draws[i]), last[i], draws[i]))
+
+    chosen = jax.lax.fori_loop(0, batch_size, take, jnp.full(batch_size, -1, draws.dtype))
+    return jnp.where(n >= batch_size, chosen, sample_uniform(replay, key, batch_size))
+
+
 class SumTree(NamedTuple):
     """Priorities of ``capacity`` leaves and their partial sums; ``nodes[1]`` is the total."""
 

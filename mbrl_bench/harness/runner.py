@@ -724,7 +724,7 @@ def _run_locked(spec: CellSpec, cell: Path, progress: ProgressFn | None, heartbe
             elif not batched:
                 batches.extend([m] for m in members if m in todo)
         for members in batches:
-            with jax.enable_x64(type(agent).float64):  # the agent's precision, for this cell only
+            with jax.enable_x64(agent.float64):  # the agent's precision (its config may set it)
                 _run_batch(
                     spec,
                     agent,

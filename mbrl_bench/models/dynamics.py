@@ -58,6 +58,10 @@ class ModelConfig:
     """Initial lower soft bound of the log-variance (MBPO's BNN: -10)."""
     logvar_bound_weight: float = 0.01
     """Loss weight on sum(max_logvar) - sum(min_logvar), keeping the bounds tight (MBPO: 0.01)."""
+    separate_reward_net: bool = False
+    """Two networks per member, one for the next observation and one for the reward, each shaped by the
+    capacity spec (OMD's official CartPole model, cartpole/utils.py), instead of one network with both
+    outputs (MBPO, OMD's MuJoCo model)."""
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
@@ -234,10 +238,14 @@ class DynamicsModel:
 
     @property
     def module(self) -> DynamicsMLP:
+        """The network of one member (of its next-observation net when ``separate_reward_net``)."""
+        return self._module(self.obs_dim if self.config.separate_reward_net else self.output_dim)
+
+    def _module(self, out_dim: int) -> DynamicsMLP:
         c = self.config
         return DynamicsMLP(
             hidden_sizes=self.hidden_sizes,
-            out_dim=self.output_dim,
+            out_dim=out_dim,
             activation=c.activation,
             probabilistic=c.probabilistic,
             kernel_init=c.kernel_init,
@@ -252,17 +260,31 @@ class DynamicsModel:
         return (np.arange(self.obs_dim) < self.visible_dims) & self.config.predict_delta
 
     # ---- parameters ----------------------------------------------------------------------------
+    def _init_member(self, key: jax.Array) -> dict:
+        """One member's params: the net's, or ``{"next_obs": ..., "reward": ...}`` when separate."""
+        dummy = jnp.zeros((1, self.input_dim))
+        if not self.config.separate_reward_net:
+            return self.module.init(key, dummy)["params"]
+        k_obs, k_reward = jax.random.split(key)
+        return {
+            "next_obs": self.module.init(k_obs, dummy)["params"],
+            "reward": self._module(1).init(k_reward, dummy)["params"],
+        }
+
+    def networks(self, net: dict) -> list[dict]:
+        """The separately shaped networks inside ``net``: one, or next-obs and reward nets."""
+        return [net["next_obs"], net["reward"]] if self.config.separate_reward_net else [net]
+
     def init(self, key: jax.Array) -> ModelParams:
         """Fresh parameters of all members (independent inits), identity input stats, first elites."""
-        dummy = jnp.zeros((1, self.input_dim))
         keys = jax.random.split(key, self.config.ensemble_size)
-        net = jax.vmap(lambda k: self.module.init(k, dummy)["params"])(keys)
+        net = jax.vmap(self._init_member)(keys)
         stats = InputStats(jnp.zeros(self.input_dim), jnp.ones(self.input_dim))
         return ModelParams(self.project(net), stats, jnp.arange(self.config.num_elites))
 
     def param_count(self) -> int:
         """Trainable parameters of one member (variance bounds included)."""
-        shapes = jax.eval_shape(lambda: self.module.init(jax.random.key(0), jnp.zeros((1, self.input_dim))))
+        shapes = jax.eval_shape(lambda: self._init_member(jax.random.key(0)))
         return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
 
     def member(self, params: ModelParams, index: int) -> ModelParams:
@@ -271,13 +293,19 @@ class DynamicsModel:
         return ModelParams(net, params.stats, jnp.zeros(1, dtype=params.elites.dtype))
 
     def project(self, net: dict) -> dict:
-        """Each member's weights onto the L2 ball of ``norm:B`` (identity for other capacities)."""
+        """Each member's weights onto the L2 ball of ``norm:B`` (identity for other capacities); with
+        ``separate_reward_net`` each of the two networks has its own ball."""
         if self.capacity.kind != "norm":
             return net
         radius = float(self.capacity.value)  # type: ignore[arg-type]
-        weights = {k: v for k, v in net.items() if k not in BOUND_NAMES}
-        projected = jax.vmap(lambda w: project_l2_ball(w, radius))(weights)
-        return {**net, **projected}
+
+        def one(sub: dict) -> dict:
+            weights = {k: v for k, v in sub.items() if k not in BOUND_NAMES}
+            return {**sub, **jax.vmap(lambda w: project_l2_ball(w, radius))(weights)}
+
+        if self.config.separate_reward_net:
+            return {name: one(sub) for name, sub in net.items()}
+        return one(net)
 
     def capacity_transform(self) -> optax.GradientTransformation:
         """Chain last in any optimiser of ``params.net``: projects onto the norm ball under ``norm:B``."""
@@ -290,10 +318,11 @@ class DynamicsModel:
         biases and variance bounds are not decayed)."""
         decays = self.config.layer_decays(len(self.hidden_sizes))
         total = jnp.zeros(())
-        for i, decay in enumerate(decays):
-            layer = net[f"layer_{i}"]
-            kernels = [layer["dense"]["kernel"]] if "dense" in layer else [layer["U"], layer["V"]]
-            total = total + decay * sum(0.5 * jnp.sum(k**2) for k in kernels)
+        for sub in self.networks(net):
+            for i, decay in enumerate(decays):
+                layer = sub[f"layer_{i}"]
+                kernels = [layer["dense"]["kernel"]] if "dense" in layer else [layer["U"], layer["V"]]
+                total = total + decay * sum(0.5 * jnp.sum(k**2) for k in kernels)
         return total
 
     # ---- forward ---------------------------------------------------------------------------------
@@ -315,9 +344,18 @@ class DynamicsModel:
         Differentiate through this with respect to ``net`` (e.g. OMD's model gradient).
         """
         x = (self.features(obs, action) - stats.mean) / stats.std
-        apply = lambda member_net, inputs: self.module.apply({"params": member_net}, inputs)
-        mean, logvar = jax.vmap(apply, in_axes=(0, 0 if per_member else None))(net, x)
+        mean, logvar = jax.vmap(self._apply_member, in_axes=(0, 0 if per_member else None))(net, x)
         return Prediction(mean, logvar)
+
+    def _apply_member(self, member_net: dict, inputs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        if not self.config.separate_reward_net:
+            return self.module.apply({"params": member_net}, inputs)
+        obs_mean, obs_logvar = self.module.apply({"params": member_net["next_obs"]}, inputs)
+        reward_mean, reward_logvar = self._module(1).apply({"params": member_net["reward"]}, inputs)
+        return (
+            jnp.concatenate([obs_mean, reward_mean], axis=-1),
+            jnp.concatenate([obs_logvar, reward_logvar], axis=-1),
+        )
 
     def predict(
         self, params: ModelParams, obs: jax.Array, action: jax.Array, per_member: bool = False
@@ -370,7 +408,7 @@ class DynamicsModel:
         if self.config.probabilistic:
             nll = sq * jnp.exp(-pred.logvar) + pred.logvar
             total = nll.reshape(nll.shape[0], -1).mean(-1).sum()
-            bounds = jnp.sum(net["max_logvar"]) - jnp.sum(net["min_logvar"])
+            bounds = sum(jnp.sum(sub["max_logvar"]) - jnp.sum(sub["min_logvar"]) for sub in self.networks(net))
             total = total + self.config.logvar_bound_weight * bounds
         else:
             total = mse.sum()
