@@ -317,8 +317,10 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         return 0
     from mbrl_bench.harness.plots import plot_capacity_sweep, plot_results
 
-    summary = plot_results(args.dir, args.out)
+    summary = plot_results(args.dir, args.out, args.metric, args.log_y)
     print(f"plot: {summary.path} ({len(summary.panels)} panels)")
+    if args.metric != "eval_return":  # the capacity sweep is a return plot
+        return 0
     sweep = plot_capacity_sweep(args.dir, args.sweep_out)
     if sweep is not None:
         print(f"capacity sweep: {sweep.path} ({len(sweep.panels)} panels)")
@@ -491,6 +493,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="IQM and optimality gap of normalised scores with CIs, and performance profiles",
     )
     plot.add_argument("--budget", type=int, help="with --aggregate: env-step budget (default per cell)")
+    plot.add_argument(
+        "--metric",
+        default="eval_return",
+        metavar="COLUMN",
+        help="curve.csv column to draw instead of the evaluation return, e.g. an agent metric such as "
+        "virel's eps_w (default DIR/curves_<COLUMN>.png)",
+    )
+    plot.add_argument("--log-y", action="store_true", help="log-scale y axis (non-positive values left out)")
     plot.add_argument(
         "--sweep-out",
         help="image file of the final value against the norm bound, drawn where an algorithm ran two or "

@@ -14,6 +14,7 @@ from mbrl_bench.baselines.common.sac import Batch
 from mbrl_bench.baselines.virel import DISCRETE_DEFAULTS, VirelAgent, VirelConfig, VirelState
 
 import mbrl_bench
+from mbrl_bench.cli import main
 from mbrl_bench.harness import plan_cell, run_cell
 from mbrl_bench.harness.errors import UsageError
 
@@ -225,7 +226,7 @@ def test_config_defaults_per_action_kind_and_bad_values() -> None:
 
 
 @pytest.mark.parametrize("env_id", [CARTPOLE, CHEETAH])
-def test_short_runs_finish_with_finite_curves(tmp_path, env_id: str) -> None:
+def test_short_runs_finish_with_finite_curves_and_plot_eps(tmp_path, capsys, env_id: str) -> None:
     small = {"hidden_sizes": (16, 16), "batch_size": 32, "start_steps": 100, "eps_batch_size": 128}
     spec = plan_cell("virel", env_id, seeds=2, steps=200, eval_every=100, eval_episodes=1, overrides=small)
     result = run_cell(spec, tmp_path)
@@ -236,3 +237,10 @@ def test_short_runs_finish_with_finite_curves(tmp_path, env_id: str) -> None:
         assert all(np.isfinite(v) for k, v in last.items() if isinstance(v, float))
         assert last["eps_w"] > 0 and last["msbe"] > 0
         assert last["eps_w"] == pytest.approx(0.5 * 4e-4 * last["msbe"], rel=1e-4)
+    # eps_w over training: `mbrl-bench plot --metric eps_w`; a column no curve has is a one-line error.
+    assert main(["plot", str(tmp_path), "--metric", "eps_w", "--log-y"]) == 0
+    assert (tmp_path / "curves_eps_w.png").stat().st_size > 0
+    capsys.readouterr()
+    assert main(["plot", str(tmp_path), "--metric", "eps"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "'eps'" in error and "eps_w" in error and "\n" not in error  # names the valid columns

@@ -93,17 +93,28 @@ def _split_crowded(
     return out
 
 
-def plot_results(results_dir: str | Path, out: str | Path | None = None) -> PlotSummary:
-    """Draw every curve under ``results_dir`` into ``out`` (default ``DIR/curves.png``), atomically."""
+def plot_results(
+    results_dir: str | Path, out: str | Path | None = None, metric: str = "eval_return", log_y: bool = False
+) -> PlotSummary:
+    """Draw every curve under ``results_dir`` into ``out``, atomically: the evaluation return, or any other
+    ``curve.csv`` column named by ``metric`` (an agent's metric such as VIREL's ``eps_w``), drawn for the
+    cells that record it. Default ``out``: ``DIR/curves.png``, for another metric ``DIR/curves_<metric>.png``.
+    ``log_y`` draws the y axis on a log scale (zero and negative values are left out)."""
     root = Path(results_dir)
     if not root.is_dir():
         raise UsageError(f"results directory {root} does not exist")
     curves: dict[str, dict[tuple[str, str], list[list[dict]]]] = defaultdict(lambda: defaultdict(list))
+    columns: set[str] = set()
     for record in store.scan_results(root):
         if record.curve:
-            curves[record.env_label][(record.algo, record.capacity)].append(record.curve)
-    if not curves:
+            columns.update(record.curve[0])
+            if metric in record.curve[0]:
+                curves[record.env_label][(record.algo, record.capacity)].append(record.curve)
+    if not columns:
         raise UsageError(f"no curve.csv with rows under {root}")
+    if not curves:
+        valid = ", ".join(sorted(columns - {"env_step"}))
+        raise UsageError(f"no curve under {root} has a column {metric!r}; columns there: {valid}")
     curves = _split_crowded(curves)
     panels = sorted(curves)
     ncols = min(3, len(panels))
@@ -120,7 +131,9 @@ def plot_results(results_dir: str | Path, out: str | Path | None = None) -> Plot
             values = np.full((len(seeds), len(steps)), np.nan)
             for i, curve in enumerate(seeds):
                 for row in curve:
-                    values[i, col[row["env_step"]]] = row["eval_return"]
+                    values[i, col[row["env_step"]]] = row[metric]
+            drawn = ~np.all(np.isnan(values), axis=0)  # a metric has no value at step 0 (NaN there)
+            steps, values = [s for s, d in zip(steps, drawn, strict=True) if d], values[:, drawn]
             mean, low, high = bootstrap_band(values)
             name = f"{algo} [{capacity}] (n={len(seeds)})"
             (line,) = ax.plot(steps, mean, label=name)
@@ -128,11 +141,14 @@ def plot_results(results_dir: str | Path, out: str | Path | None = None) -> Plot
             names.append(name)
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("env steps")
-        ax.set_ylabel("eval return")
+        ax.set_ylabel("eval return" if metric == "eval_return" else metric)
+        if log_y:
+            ax.set_yscale("log", nonpositive="mask")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7 if len(names) > 4 else 8, ncols=2 if len(names) > 4 else 1)
         lines[label] = tuple(names)
-    path = Path(out) if out is not None else root / "curves.png"
+    default = "curves.png" if metric == "eval_return" else f"curves_{metric}.png"
+    path = Path(out) if out is not None else root / default
     _save(fig, path)
     return PlotSummary(path, tuple(panels), lines)
 
