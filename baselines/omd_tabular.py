@@ -48,6 +48,10 @@ TABULAR_METHODS: tuple[str, ...] = ("omd", "mle")
 """The model losses of the tabular study: OMD (maximise J through Q*) and MLE (reward MSE + KL)."""
 
 
+PROJECTIONS: tuple[str, ...] = ("joint", "per-array")
+"""Valid ``TabularConfig.projection`` values."""
+
+
 @dataclass(frozen=True)
 class TabularConfig:
     """Hyperparameters of the tabular OMD/MLE study."""
@@ -70,6 +74,13 @@ class TabularConfig:
     """CG damping when inverse = cg; 1e-5 as the official cartpole code."""
     inner_noise_std: float = 0.0
     """Std of Gaussian noise added to Q* before the objective (the notebook's noisy-inner-solution study)."""
+    projection: str = "joint"
+    """How the norm bound is applied: ``joint``, the paper's one ball over (L / tau, R_hat); ``per-array``,
+    what the notebook computes (``padam`` runs once per parameter array: see ``project_model``)."""
+
+    def __post_init__(self) -> None:
+        if self.projection not in PROJECTIONS:
+            raise ValueError(f"unknown projection {self.projection!r}; valid: {', '.join(PROJECTIONS)}")
 
     def inverse_config(self) -> InverseConfig:
         """The implicit-gradient settings (raises ValueError for an unknown ``inverse``)."""
@@ -146,8 +157,26 @@ def model_norm(model: TabularModel, temperature: float) -> jax.Array:
     return optax.tree.norm((model.logits / temperature, model.reward))
 
 
-def project_model(model: TabularModel, norm_bound: jax.Array, temperature: float) -> TabularModel:
-    """Project (L / tau, R_hat) onto the L2 ball of radius ``norm_bound`` (the notebook's ``padam``)."""
+def _project_array(x: jax.Array, norm_bound: jax.Array, temperature: float) -> jax.Array:
+    """The notebook's ``padam`` projection applied to ONE array x: norm = ||(x[0] / tau, x[1])|| over x's
+    first two slices along axis 0 (the code meant the pair (L, R_hat)); x scaled by bound / norm if above."""
+    norm = optax.tree.norm((x[0] / temperature, x[1]))
+    return jnp.where(norm > norm_bound, x * norm_bound / jnp.maximum(norm, 1e-30), x)
+
+
+def project_model(
+    model: TabularModel, norm_bound: jax.Array, temperature: float, projection: str = "joint"
+) -> TabularModel:
+    """Project the model onto the norm bound.
+
+    ``joint`` (the paper): (L / tau, R_hat) onto the L2 ball of radius ``norm_bound``. ``per-array`` (the
+    notebook's computation: jax.example_libraries' ``@optimizer`` calls ``padam``'s update once per
+    parameter array): L and R_hat each scaled onto its own ball, the norm of each taken with its first
+    slice divided by tau (L in the notebook's action-first layout: L[a=0] / tau; R_hat: its row s=0 / tau).
+    """
+    if projection == "per-array":
+        logits = _project_array(model.logits.transpose(1, 0, 2), norm_bound, temperature).transpose(1, 0, 2)
+        return TabularModel(logits, _project_array(model.reward, norm_bound, temperature))
     scaled, reward = project_l2_ball((model.logits / temperature, model.reward), norm_bound)
     return TabularModel(scaled * temperature, reward)
 
@@ -234,7 +263,7 @@ def outer_step(
         q = make_q_star(config, mdp.gamma)(q_warm, model)
         ret = true_return(q, mdp, tau)
     updates, opt_state = optax.adam(config.learning_rate).update(grads, opt_state, model)
-    model = project_model(optax.apply_updates(model, updates), norm_bound, tau)
+    model = project_model(optax.apply_updates(model, updates), norm_bound, tau, config.projection)
     return OuterStep(model, opt_state, q, ret)
 
 

@@ -109,3 +109,28 @@ def test_tabular_agents_refuse_other_capacities_and_vector_envs() -> None:
     info = EnvInfo(env_id, {}, env.observation_space, env.action_space, mbrl_bench.get_task(env_id))
     with pytest.raises(ValueError, match=r"needs a tabular env .*use omd or mle-dyna"):
         get_agent("mle-tabular")(TabularConfig(), info, "full")
+
+
+def test_per_array_projection_is_the_notebooks_padam_per_parameter_array() -> None:
+    from mbrl_bench.baselines.omd_tabular import TabularConfig, TabularModel, model_norm, project_model
+
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(0)
+        logits = jnp.asarray(rng.uniform(0, 1, (2, 2, 2)))  # ours: [s, a, s']
+        reward = jnp.asarray(rng.uniform(0, 1, (2, 2)))
+        model, tau, bound = TabularModel(logits, reward), 0.01, 3.0
+
+        def notebook_padam_projection(x):  # the notebook's code, applied to one array in its layout
+            norm = np.sqrt(np.sum((x[0] / tau) ** 2) + np.sum(x[1] ** 2))
+            return x * bound / norm if norm > bound else x
+
+        expected_l = notebook_padam_projection(np.asarray(logits).transpose(1, 0, 2)).transpose(1, 0, 2)
+        expected_r = notebook_padam_projection(np.asarray(reward))
+        got = project_model(model, jnp.asarray(bound), tau, "per-array")
+        np.testing.assert_allclose(got.logits, expected_l, rtol=1e-12)
+        np.testing.assert_allclose(got.reward, expected_r, rtol=1e-12)
+        joint = project_model(model, jnp.asarray(bound), tau)
+        assert float(model_norm(joint, tau)) == pytest.approx(bound)
+        assert not np.allclose(joint.reward, got.reward)
+    with pytest.raises(ValueError, match="valid: joint, per-array"):
+        TabularConfig(projection="sphere")
