@@ -128,6 +128,7 @@ _AGENT_MODULES: tuple[str, ...] = (
     "mbrl_bench.baselines.ppo",
     "mbrl_bench.baselines.rainbow",
     "mbrl_bench.baselines.sac",
+    "mbrl_bench.baselines.mbpo",
     "mbrl_bench.baselines.virel",
 )
 """Modules whose import registers the shipped agents (imported on first registry access)."""

@@ -326,3 +326,106 @@ def to_env_action(action: jax.Array, centre: np.ndarray, half_width: np.ndarray)
 def from_env_action(action: jax.Array, centre: np.ndarray, half_width: np.ndarray) -> jax.Array:
     """The env's [low, high] -> [-1, 1]^|A| (clipped: an env action outside its bounds maps to +-1)."""
     return jnp.clip((action - centre) / half_width, -1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class DiscreteSAC(SAC):
+    """Soft actor-critic for ``action_dim`` discrete actions (Christodoulou 2019, "Soft Actor-Critic for
+    Discrete Action Settings"), on the same state, optimisers and update order as ``SAC``.
+
+    The actor outputs logits of a categorical policy; each critic outputs Q(s, .) for every action. The
+    expectations over actions are exact sums instead of samples: the soft value
+    V(s') = sum_a' pi(a'|s') (min_k Q'_k(s', a') - alpha log pi(a'|s')), the actor loss
+    sum_a pi(a|s) (alpha log pi(a|s) - min_k Q_k(s, a)) and the entropy -sum_a pi log pi in the temperature
+    loss. The target entropy is ``target_entropy_ratio`` x log|A| (the paper: 0.98), positive, since a
+    categorical policy's entropy lies in [0, log|A|]. Actions in batches are integer indices. The
+    deterministic (evaluation) action is the most probable one.
+    """
+
+    target_entropy_ratio: float = 0.98
+    """Target entropy as a fraction of the uniform policy's, log|A| (Christodoulou 2019: 0.98)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.target_entropy_ratio <= 1.0:
+            raise ValueError(f"target_entropy_ratio must be in [0, 1], got {self.target_entropy_ratio!r}")
+        if self.action_dim < 2:
+            raise ValueError(f"a discrete SAC needs at least 2 actions, got {self.action_dim}")
+
+    @property
+    def target_entropy(self) -> float:
+        return self.target_entropy_ratio * math.log(self.action_dim)
+
+    @property
+    def actor_net(self) -> _Dense:
+        return _Dense(tuple(self.config.hidden_sizes), self.action_dim)
+
+    @property
+    def critic_net(self) -> _Dense:
+        return _Dense(tuple(self.config.hidden_sizes), self.action_dim)
+
+    def init(self, key: jax.Array) -> SACState:
+        k_actor, k_critic = jax.random.split(key)
+        dummy = jnp.zeros((1, self.obs_dim))
+        actor = self.actor_net.init(k_actor, dummy)
+        critic = jax.vmap(lambda k: self.critic_net.init(k, dummy))(jax.random.split(k_critic, 2))
+        log_alpha = jnp.asarray(math.log(self.config.init_temperature), jnp.float32)
+        actor_tx, critic_tx, alpha_tx = self.optimizers()
+        return SACState(
+            actor=actor,
+            critic=critic,
+            critic_target=critic,
+            log_alpha=log_alpha,
+            actor_opt=actor_tx.init(actor),
+            critic_opt=critic_tx.init(critic),
+            alpha_opt=alpha_tx.init(log_alpha),
+        )
+
+    def log_probs(self, actor: Any, obs: jax.Array) -> jax.Array:
+        """log pi(. | s) over the last axis."""
+        return jax.nn.log_softmax(self.actor_net.apply(actor, obs), axis=-1)
+
+    def sample(self, actor: Any, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """An action index drawn from pi(. | s) and its log-probability."""
+        log_p = self.log_probs(actor, obs)
+        action = jax.random.categorical(key, log_p, axis=-1)
+        return action, jnp.take_along_axis(log_p, action[..., None], axis=-1)[..., 0]
+
+    def deterministic(self, actor: Any, obs: jax.Array) -> jax.Array:
+        return jnp.argmax(self.actor_net.apply(actor, obs), axis=-1)
+
+    def all_q_values(self, critic: Any, obs: jax.Array) -> jax.Array:
+        """Both critics' Q(s, .), shape [2, ..., |A|]."""
+        return jax.vmap(lambda p: self.critic_net.apply(p, obs))(critic)
+
+    def q_values(self, critic: Any, obs: jax.Array, action: jax.Array) -> jax.Array:
+        q = self.all_q_values(critic, obs)
+        index = jnp.broadcast_to(action.astype(jnp.int32)[None, ..., None], q.shape[:-1] + (1,))
+        return jnp.take_along_axis(q, index, axis=-1)[..., 0]
+
+    def td_target(self, state: SACState, batch: Batch, key: jax.Array) -> jax.Array:
+        """r + gamma (1 - terminated) sum_a' pi(a'|s') (min_k Q'_k(s', a') - alpha log pi(a'|s'))."""
+        del key  # the expectation over next actions is exact
+        log_p = jax.lax.stop_gradient(self.log_probs(state.actor, jax.lax.stop_gradient(batch.next_obs)))
+        target = jax.lax.stop_gradient(state.critic_target)
+        next_q = jnp.min(self.all_q_values(target, batch.next_obs), axis=0)
+        alpha = jax.lax.stop_gradient(jnp.exp(state.log_alpha))
+        value = jnp.sum(jnp.exp(log_p) * (next_q - alpha * log_p), axis=-1)
+        return batch.reward + self.config.discount * batch.not_done * value
+
+    def actor_step(
+        self, state: SACState, obs: jax.Array, key: jax.Array
+    ) -> tuple[SACState, dict[str, jax.Array]]:
+        """One Adam step of the actor on mean_s sum_a pi(a|s) (alpha log pi(a|s) - min_k Q_k(s, a))."""
+        del key
+        alpha = jnp.exp(state.log_alpha)
+        q = jax.lax.stop_gradient(jnp.min(self.all_q_values(state.critic, obs), axis=0))
+
+        def loss_fn(actor: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
+            log_p = self.log_probs(actor, obs)
+            p = jnp.exp(log_p)
+            loss = jnp.mean(jnp.sum(p * (alpha * log_p - q), axis=-1))
+            return loss, {"actor_loss": loss, "entropy": -jnp.mean(jnp.sum(p * log_p, axis=-1))}
+
+        grads, info = jax.grad(loss_fn, has_aux=True)(state.actor)
+        updates, opt = self.optimizers()[0].update(grads, state.actor_opt, state.actor)
+        return state._replace(actor=optax.apply_updates(state.actor, updates), actor_opt=opt), info

@@ -393,6 +393,33 @@ class DynamicsModel:
             mean = mean + jnp.exp(0.5 * logvar) * jax.random.normal(k_noise, mean.shape, mean.dtype)
         return self.decode(obs, mean)
 
+    def step_balanced(
+        self, params: ModelParams, obs: jax.Array, action: jax.Array, key: jax.Array, sample: bool = True
+    ) -> tuple[jax.Array, jax.Array]:
+        """``step`` that runs each row through its chosen elite only: 1/members of ``step``'s compute.
+
+        ``obs`` [N, obs_dim], ``action`` [N, ...]. The rows are dealt to the elites by a uniformly random
+        permutation in equal shares (N padded up to a multiple of the elite count), so each row's member is
+        a uniformly random elite as in ``step`` (MBPO's propagation); only the counts per elite are balanced
+        rather than multinomial. Used for MBPO's branched rollouts, which ``step`` would make compute every
+        member for every row.
+        """
+        n, elites = obs.shape[0], params.elites.shape[0]
+        per_elite = -(-n // elites)
+        k_deal, k_noise = jax.random.split(key)
+        slot_row = jax.random.permutation(k_deal, per_elite * elites)
+        source = jnp.where(slot_row < n, slot_row, 0)
+        group = lambda x: x[source].reshape(elites, per_elite, *x.shape[1:])
+        net = jax.tree.map(lambda x: x[params.elites], params.net)
+        pred = self.forward(net, params.stats, group(obs), group(action), per_member=True)
+        row_slot = jnp.argsort(slot_row)[:n]
+        flat = lambda x: x.reshape(elites * per_elite, -1)[row_slot]
+        mean = flat(pred.mean)
+        if self.config.probabilistic and sample:
+            noise = jax.random.normal(k_noise, mean.shape, mean.dtype)
+            mean = mean + jnp.exp(0.5 * flat(pred.logvar)) * noise
+        return self.decode(obs, mean)
+
     # ---- training loss ---------------------------------------------------------------------------
     def loss(self, net: dict, stats: InputStats, batch: Transitions) -> tuple[jax.Array, jax.Array]:
         """MBPO's training loss of all members on per-member batches (leading member axis).

@@ -37,6 +37,10 @@ class TrainConfig:
     """Relative drop of a member's held-out MSE that counts as an improvement (MBPO: 1%)."""
     max_epochs: int | None = None
     """Hard cap on epochs; None trains until early stopping, as MBPO does."""
+    bootstrap: bool = False
+    """Give each member its own bootstrap resample of the training rows for the whole fit (MBPO's BNN:
+    ``idxs = randint(num_train, size=[num_nets, num_train])``), so members see different data. False
+    draws every member's minibatches from all training rows."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.holdout_ratio < 1.0:
@@ -107,7 +111,10 @@ class ModelTrainer:
         1. A random ``min(floor(holdout_ratio * n), max_holdout)`` rows are held out; the input statistics
            are refitted on the rest.
         2. An epoch is ceil(n_train / batch_size) steps; every member draws each minibatch uniformly with
-           replacement from the training rows, independently of the other members (MBPO bootstraps).
+           replacement from the training rows, independently of the other members; with ``bootstrap``,
+           from its own bootstrap resample of the training rows (n_train draws with replacement, fixed
+           for the fit), as MBPO. MBPO passes over a shuffled resample epoch by epoch; drawing with
+           replacement from it keeps each member's data distribution without sorting it every epoch.
         3. After each epoch every member's held-out MSE is compared with its best so far; training stops
            when more than ``patience`` epochs in a row improved no member by ``min_improvement``
            (relative), or at ``max_epochs``. Weights are those of the last epoch, as in MBPO.
@@ -130,6 +137,9 @@ class ModelTrainer:
         features = self.model.features(data.obs, data.action)
         params = params._replace(stats=fit_input_stats(features, valid & ~in_holdout))
         steps_per_epoch = (n - n_hold + cfg.batch_size - 1) // cfg.batch_size
+        if cfg.bootstrap:
+            k_boot = jax.random.fold_in(k_train, 1)  # a new stream, so bootstrap=False draws as before
+            resample = perm[jax.random.randint(k_boot, (members, capacity), n_hold, jnp.maximum(n, n_hold + 1))]
 
         def holdout_mse(p: ModelParams) -> jax.Array:
             mse = one_step_errors(self.model, p, holdout, hold_weights).member_mse
@@ -138,7 +148,11 @@ class ModelTrainer:
         def minibatch_step(_: jax.Array, carry: tuple) -> tuple:
             p, o, k, _mse = carry
             k, k_batch = jax.random.split(k)
-            rows = perm[jax.random.randint(k_batch, (members, cfg.batch_size), n_hold, n)]
+            if cfg.bootstrap:
+                draw = jax.random.randint(k_batch, (members, cfg.batch_size), 0, jnp.maximum(n - n_hold, 1))
+                rows = jnp.take_along_axis(resample, draw, axis=1)
+            else:
+                rows = perm[jax.random.randint(k_batch, (members, cfg.batch_size), n_hold, n)]
             p, o, mse = self.train_step(p, o, jax.tree.map(lambda x: x[rows], data))
             return p, o, k, mse
 
