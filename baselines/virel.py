@@ -27,7 +27,7 @@ Built on the shared SAC (``baselines.common.sac``), not a copy of it: ``VirelSAC
 
 On discrete actions the Boltzmann policy softmax(min_k Q_k(s, .) / eps_w) is exact, so there is no actor
 (the E-step is closed form): acting samples it, evaluation takes the argmax, and the TD target averages
-the target critics over it. The critics are SAC's, reading the action one-hot.
+the target critics over it. The critics are the shared ``DiscreteSAC``'s Q(s, .) heads.
 
 With Adam (``optimizer="adam"``, the reimplementation's) a gradient's scale cancels in the step except
 against Adam's epsilon (1e-8): the eps in the E-step still weighs entropy against Q, but the eps^2 of the
@@ -50,6 +50,7 @@ from mbrl_bench.baselines.common.replay import Replay, replay_add, replay_get, r
 from mbrl_bench.baselines.common.sac import (
     SAC,
     Batch,
+    DiscreteSAC,
     SACConfig,
     SACState,
     action_bounds,
@@ -172,19 +173,13 @@ class VirelSAC(SAC):
 
 
 @dataclass(frozen=True)
-class DiscreteVirelSAC(VirelSAC):
-    """VIREL on ``action_dim`` discrete actions: SAC's twin critics on one-hot actions, no actor."""
-
-    def all_q(self, critic: Any, obs: jax.Array) -> jax.Array:
-        """Both critics' Q(s, a) for every action a, shape [2, ..., action_dim]."""
-        n = self.action_dim
-        obs = jnp.broadcast_to(obs[..., None, :], (*obs.shape[:-1], n, obs.shape[-1]))
-        onehot = jnp.broadcast_to(jnp.eye(n, dtype=obs.dtype), (*obs.shape[:-2], n, n))
-        return self.q_values(critic, obs, onehot)
+class DiscreteVirelSAC(VirelSAC, DiscreteSAC):
+    """VIREL on ``action_dim`` discrete actions: the discrete SAC's twin Q(s, .) critics (integer actions in
+    batches), VIREL's temperature and M-step, and no actor: the Boltzmann policy is exact."""
 
     def logits(self, critic: Any, obs: jax.Array, eps: jax.Array) -> jax.Array:
         """min_k Q_k(s, .) / eps: the Boltzmann policy's logits (min over the twins, as SAC's actor)."""
-        return jnp.min(self.all_q(critic, obs), axis=0) / eps
+        return jnp.min(self.all_q_values(critic, obs), axis=0) / eps
 
     def td_target(self, state: SACState, batch: Batch, key: jax.Array) -> jax.Array:
         """r + gamma (1 - terminated) sum_a' pi_w(a'|s') min_k Q'_k(s', a'), pi_w = softmax(Q_w / eps_w)."""
@@ -192,7 +187,8 @@ class DiscreteVirelSAC(VirelSAC):
         probs = jax.nn.softmax(
             self.logits(jax.lax.stop_gradient(state.critic), batch.next_obs, self.eps(state))
         )
-        next_q = jnp.min(self.all_q(jax.lax.stop_gradient(state.critic_target), batch.next_obs), axis=0)
+        target = jax.lax.stop_gradient(state.critic_target)
+        next_q = jnp.min(self.all_q_values(target, batch.next_obs), axis=0)
         value = jnp.sum(jax.lax.stop_gradient(probs) * next_q, axis=-1)
         return batch.reward + self.config.discount * batch.not_done * value
 
@@ -234,7 +230,7 @@ class VirelAgent(Agent):
         else:
             self.action_dim = int(env.action_space.n)
             learner_cls = DiscreteVirelSAC
-        self.sac = learner_cls(config.sac_config(), self.obs_dim, self.action_dim, config.optimizer)
+        self.sac = learner_cls(config.sac_config(), self.obs_dim, self.action_dim, optimizer=config.optimizer)
         self.replay_capacity = min(config.replay_capacity, env.budget or config.replay_capacity)
         self.metrics = METRICS[self.kind]
 
@@ -246,7 +242,7 @@ class VirelAgent(Agent):
         learner = learner._replace(log_alpha=jnp.asarray(math.log(self.config.eps_floor), jnp.float32))
         example = Batch(
             jnp.zeros(self.obs_dim),
-            jnp.zeros(self.action_dim),
+            jnp.zeros((), jnp.int32) if self.kind == "discrete" else jnp.zeros(self.action_dim),
             jnp.zeros(()),
             jnp.zeros(self.obs_dim),
             jnp.zeros(()),
@@ -294,7 +290,7 @@ class VirelAgent(Agent):
     # ---- learning --------------------------------------------------------------------------------
     def _item(self, transition: Transition) -> Batch:
         if self.kind == "discrete":
-            action = jax.nn.one_hot(jnp.asarray(transition.action, jnp.int32), self.action_dim)
+            action = jnp.asarray(transition.action, jnp.int32)
         else:
             action = from_env_action(
                 jnp.asarray(transition.action, jnp.float32), self.centre, self.half_width

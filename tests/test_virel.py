@@ -36,25 +36,19 @@ def _initial_state(env_id: str, hidden_sizes: tuple[int, ...]) -> VirelState:
 
 
 def _hand_made_discrete_critic(agent: VirelAgent, q: np.ndarray) -> dict:
-    """Critic params (both twins) with Q(s, a) = q[a] for every s: one hidden ReLU unit per action reads the
-    action's one-hot input, and the output layer weighs unit a by q[a]."""
-    obs_dim, n = agent.obs_dim, agent.action_dim
-    kernel0 = np.zeros((obs_dim + n, n), np.float32)
-    kernel0[obs_dim + np.arange(n), np.arange(n)] = 1.0
-    one = {
-        "params": {
-            "Dense_0": {"kernel": jnp.asarray(kernel0), "bias": jnp.zeros(n)},
-            "Dense_1": {"kernel": jnp.asarray(q, jnp.float32)[:, None], "bias": jnp.zeros(1)},
-        }
-    }
-    return jax.tree.map(lambda x: jnp.stack([x, x]), one)
+    """Critic params (both twins) with Q(s, .) = q for every s: zero kernels, the output bias q."""
+    state = _initial_state(agent.env.env_id, agent.config.hidden_sizes)
+    critic = jax.tree.map(jnp.zeros_like, state.learner.critic)
+    last = sorted(critic["params"])[-1]
+    critic["params"][last]["bias"] = jnp.broadcast_to(jnp.asarray(q, jnp.float32), (2, len(q)))
+    return critic
 
 
 def _discrete_batch(agent: VirelAgent, actions: list[int], rewards: list[float]) -> Batch:
     n = len(actions)
     return Batch(
         jnp.zeros((n, agent.obs_dim)),
-        jax.nn.one_hot(jnp.asarray(actions), agent.action_dim),
+        jnp.asarray(actions, jnp.int32),
         jnp.asarray(rewards, jnp.float32),
         jnp.zeros((n, agent.obs_dim)),
         jnp.ones(n),
