@@ -456,14 +456,12 @@ class SeedBatch:
         step = self.env_step
         action = carry.action
         keys = self._keys_for(step)
-        on_heartbeat = self.on_heartbeat
+        beat = self._beat
         for _ in range(n_steps):
             if step % KEY_BLOCK == 0:
                 keys = self._keys_for(step)
             host = np.asarray(action)  # waits for the previous step: a heartbeat after it is real progress
-            if on_heartbeat is not None and time.monotonic() >= self._next_beat:
-                on_heartbeat(step)
-                self._next_beat = time.monotonic() + self.heartbeat_s
+            beat(step)
             acts = host.tolist() if discrete else host.copy()
             log.append(acts)
             step += 1
@@ -478,6 +476,12 @@ class SeedBatch:
         self.state, self.carry, self.env_step = state, carry, step
         jax.block_until_ready(action)
         self.wall_time += time.perf_counter() - t0
+
+    def _beat(self, step: int) -> None:
+        """Call ``on_heartbeat`` if ``heartbeat_s`` passed since the last heartbeat."""
+        if self.on_heartbeat is not None and time.monotonic() >= self._next_beat:
+            self.on_heartbeat(step)
+            self._next_beat = time.monotonic() + self.heartbeat_s
 
     # ---------------------------------------------------------------------------------- evaluation
     def check_divergence(self) -> list[int]:
@@ -534,6 +538,7 @@ class SeedBatch:
         while active:
             actions, keys = self._f.eval_act(self.state, obs, keys)
             host = np.asarray(actions)
+            self._beat(self.env_step)  # an agent that plans when it acts can evaluate for minutes
             acts = host.tolist() if self.discrete else host
             still = []
             for i, j in active:
