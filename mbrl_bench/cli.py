@@ -552,6 +552,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mbrl_bench.envs.mujoco import QUIET_DEPRECATIONS_ENV, quiet_deprecations
+
+    os.environ.setdefault(QUIET_DEPRECATIONS_ENV, "1")  # inherited by the workers the executors start
+    if os.environ[QUIET_DEPRECATIONS_ENV] == "1":
+        quiet_deprecations()
     try:
         args = build_parser().parse_args(argv)
         args.argv = sys.argv[1:] if argv is None else list(argv)

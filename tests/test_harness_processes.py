@@ -122,3 +122,17 @@ def test_ray_executor_on_a_local_ray_instance(tmp_path, monkeypatch) -> None:
         assert _strip(session.results[0].curves[0]) == _strip(reference.curves[0])
     finally:
         ray.shutdown()
+
+
+def test_cli_output_drops_mujocos_deprecation_notices(tmp_path) -> None:
+    """HalfCheetah's v5 XML makes MuJoCo print a 'settotalmass is deprecated' line per env; the CLI drops
+    it (the library does not: a user who builds the env sees MuJoCo's own output)."""
+    args = ["run", "--algo", "random", "--env", "mbrl_bench/HalfCheetah-v0", "--steps", "20", "--eval-every",
+            "20", "--eval-episodes", "1", "--seeds", "1", "--out", str(tmp_path), "--no-progress"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "MBRL_BENCH_QUIET_MUJOCO_DEPRECATIONS"}
+    done = subprocess.run(_cli(*args), capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "settotalmass" not in done.stdout + done.stderr
+    probe = "import mbrl_bench; mbrl_bench.make('mbrl_bench/HalfCheetah-v0')"
+    library = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env)
+    assert "settotalmass" in library.stdout + library.stderr

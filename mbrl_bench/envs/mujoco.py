@@ -20,10 +20,13 @@ square a float32 action in float32). In JAX's default float32 the velocity term
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass, fields
 from typing import Any
 
 import jax.numpy as jnp
+import mujoco
 import numpy as np
 from gymnasium import utils
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
@@ -36,6 +39,25 @@ from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
 from mbrl_bench.envs.distractors import DistractorMixin, DistractorSpec
 from mbrl_bench.envs.registration import NAMESPACE, EnvEntry
 from mbrl_bench.tasks import Task, TransitionFn
+
+QUIET_DEPRECATIONS_ENV = "MBRL_BENCH_QUIET_MUJOCO_DEPRECATIONS"
+"""Set to 1 (the CLI does, for itself and the workers it starts) to drop MuJoCo's deprecation warnings,
+e.g. the Gymnasium v5 XMLs' ``settotalmass``, which MuJoCo prints once per env built; other MuJoCo
+warnings still reach stderr. Library users see MuJoCo's own behaviour unless they set it."""
+
+
+def quiet_deprecations() -> None:
+    """Route MuJoCo's warnings through a handler that drops deprecation notices."""
+
+    def handler(message: str) -> None:
+        if "deprecated" not in message:
+            print(f"WARNING: {message}", file=sys.stderr)
+
+    mujoco.set_mju_user_warning(handler)
+
+
+if os.environ.get(QUIET_DEPRECATIONS_ENV) == "1":
+    quiet_deprecations()
 
 HALF_CHEETAH_OBS_DIM = 18
 """qpos (9: rootx, rootz, rooty, 6 joint angles) then qvel (9)."""
