@@ -184,7 +184,7 @@ class SAC:
         return SACState(
             actor=actor,
             critic=critic,
-            critic_target=critic,
+            critic_target=jax.tree.map(jnp.copy, critic),  # its own buffers: states may be donated
             log_alpha=log_alpha,
             actor_opt=actor_tx.init(actor),
             critic_opt=critic_tx.init(critic),
@@ -373,7 +373,7 @@ class DiscreteSAC(SAC):
         return SACState(
             actor=actor,
             critic=critic,
-            critic_target=critic,
+            critic_target=jax.tree.map(jnp.copy, critic),  # its own buffers: states may be donated
             log_alpha=log_alpha,
             actor_opt=actor_tx.init(actor),
             critic_opt=critic_tx.init(critic),
