@@ -130,6 +130,7 @@ _AGENT_MODULES: tuple[str, ...] = (
     "mbrl_bench.baselines.sac",
     "mbrl_bench.baselines.mbpo",
     "mbrl_bench.baselines.virel",
+    "mbrl_bench.baselines.pal",
 )
 """Modules whose import registers the shipped agents (imported on first registry access)."""
 
