@@ -46,6 +46,9 @@ that completes its samples: a ``lax.cond`` on the unbatched step at ``init_sampl
   transition; a non-terminated path bootstraps from the baseline's value of its last next state
   (mjrl: of its last state, which is all its paths store). Input scales below 1e-8 become 1 (mjrl adds
   1e-8), so a feature constant in the data cannot blow up at rollout time.
+- **Observation.** Our MuJoCo ids observe the x position (rewards are functions of (s, a, s')); mjrl's
+  Hopper-v3 does not. The policy and the baseline skip the task's ``x_position``/``y_position`` dims
+  (``hide_position_from_policy``); the models predict them.
 - **Model init** is MBPO's truncated normal (``mbrl_bench.models``) where torch uses uniform
   +-1/sqrt(fan_in): the same scale up to 25%. The shared network carries a reward output that is never
   trained nor read (the reward is known).
@@ -128,6 +131,10 @@ class PALConfig:
     """Model paths shorter than this are dropped (C: ``ModelBasedNPG.train_step``)."""
     init_states_capacity: int = 20_000
     """Init-state buffer slots (no mjrl counterpart: its list grows without bound)."""
+    hide_position_from_policy: bool = True
+    """The policy and the baseline do not see the task's ``x_position``/``y_position`` dims, as mjrl's
+    Hopper-v3 observation has none (ours keeps them so rewards are functions of (s, a, s')); the
+    models still predict them."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -269,15 +276,18 @@ class PAL(Agent):
         if self.continuous:
             self.action_low = np.asarray(space.low, np.float32)
             self.action_high = np.asarray(space.high, np.float32)
+        hidden = {task.layout.get(k) for k in ("x_position", "y_position")} - {None}
+        hidden = hidden if config.hide_position_from_policy else set()
+        self.policy_dims = np.asarray([i for i in range(self.obs_dim) if i not in hidden])
         self.policy = NPGPolicy(
-            self.obs_dim,
+            len(self.policy_dims),
             self.action_dim,
             self.continuous,
             config.policy_hidden,
             config.init_log_std,
             config.min_log_std,
         )
-        self.baseline = TimeBaseline(self.obs_dim)
+        self.baseline = TimeBaseline(len(self.policy_dims))
         model_config = ModelConfig(
             hidden_sizes=config.model_hidden,
             activation="relu",
@@ -320,9 +330,13 @@ class PAL(Agent):
 
     def act(self, state: PALState, obs: jax.Array, key: jax.Array, explore: bool) -> jax.Array:
         params = state.learner.policy
-        obs = jnp.asarray(obs, jnp.float32)
+        obs = self._policy_obs(jnp.asarray(obs, jnp.float32))
         action = self.policy.sample(params, obs, key) if explore else self.policy.mode(params, obs)
         return self._env_action(action)
+
+    def _policy_obs(self, obs: jax.Array) -> jax.Array:
+        """What the policy and the baseline see of observations [..., obs_dim]."""
+        return obs[..., self.policy_dims]
 
     def _env_action(self, action: jax.Array) -> jax.Array:
         """What the env applies: the Gaussian sample clipped to the bounds; a discrete index as is."""
@@ -452,7 +466,7 @@ class PAL(Agent):
 
         def step(carry: tuple, k: jax.Array) -> tuple[tuple, tuple]:
             s, alive = carry
-            raw = self.policy.sample(policy, s, k)
+            raw = self.policy.sample(policy, self._policy_obs(s), k)
             a = self._env_action(raw)
             nxt = jnp.clip(self.model_step(model, s, a), -cfg.state_clamp, cfg.state_clamp)
             reward = task.reward_fn(s, a, nxt)
@@ -478,8 +492,10 @@ class PAL(Agent):
         paths = self.model_paths(policy, model, starts, k_roll)
         valid = paths["valid"]
         t = jnp.broadcast_to(jnp.arange(cfg.horizon), valid.shape)
-        values = self.baseline.predict(baseline, paths["obs"], t)
-        last_value = self.baseline.predict(baseline, paths["next_obs"][..., -1, :], jnp.full(valid.shape[:-1], cfg.horizon))
+        seen = self._policy_obs(paths["obs"])
+        values = self.baseline.predict(baseline, seen, t)
+        last_obs = self._policy_obs(paths["next_obs"][..., -1, :])
+        last_value = self.baseline.predict(baseline, last_obs, jnp.full(valid.shape[:-1], cfg.horizon))
         bootstrap = jnp.where(paths["terminated"], 0.0, last_value)
         adv = gae_paths(paths["reward"], values, bootstrap, valid, cfg.gamma, cfg.gae_lambda)
         returns = discounted_returns(paths["reward"], valid, cfg.gamma)
@@ -488,7 +504,7 @@ class PAL(Agent):
         policy, info = npg_step(
             self.policy,
             policy,
-            flat(paths["obs"]),
+            flat(seen),
             flat(paths["action"]),
             flat(adv),
             mask,
@@ -496,7 +512,7 @@ class PAL(Agent):
             cfg.cg_iters,
             cfg.cg_damping,
         )
-        feats = self.baseline.features(flat(paths["obs"]), flat(t))
+        feats = self.baseline.features(flat(seen), flat(t))
         baseline, baseline_opt, vf_error = self.baseline.fit(baseline, baseline_opt, feats, flat(returns), mask, k_fit)
         kept = valid.any(-1)
         metrics = {

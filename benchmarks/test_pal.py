@@ -117,7 +117,7 @@ def test_one_pal_iteration(benchmark) -> None:
     fit_step = jax.jit(one_fit_step).lower(model.params.net, model.opt_state, *batch, batch[0]).compile()
 
     def one_rollout_step(policy: Any, s: jax.Array, k: jax.Array) -> Any:
-        a = agent._env_action(agent.policy.sample(policy, s, k))
+        a = agent._env_action(agent.policy.sample(policy, agent._policy_obs(s), k))
         nxt = agent.model_step(model, s, a)
         return nxt, info.task.reward_fn(s, a, nxt), info.task.termination_fn(s, a, nxt)
 

@@ -58,6 +58,8 @@ def test_configs_are_the_official_hopper_ones() -> None:
         assert (cfg.gamma, cfg.gae_lambda, cfg.step_size, cfg.horizon) == (0.995, 0.97, 0.05, 500)
         assert (cfg.cg_iters, cfg.cg_damping, cfg.min_log_std) == (25, 1e-3, -2.5)
         assert (cfg.num_models, cfg.model_hidden, cfg.policy_hidden, cfg.fit_batch_size) == (4, (512, 512), (64, 64), 200)
+    hopper = pal(PALConfig(), _env_info("mbrl_bench/Hopper-v0"))
+    assert hopper.policy.obs_dim == 11 and 0 not in hopper.policy_dims  # x hidden, as mjrl's Hopper-v3
     with pytest.raises(ValueError, match="inner_steps"):
         PALConfig(inner_steps=0)
 
