@@ -169,13 +169,14 @@ def _variants(assignments: list[str]) -> list[dict[str, str]]:
 
 
 def _command_line_cells(args: argparse.Namespace) -> list[Any]:
-    from mbrl_bench.harness.cells import plan_cell
+    from mbrl_bench.harness.cells import plan_cell, resolve_backend
 
     if not args.algo or not args.env:
         raise UsageError("a command-line run needs both --algo and --env (or use --suite)")
     algos = list(dict.fromkeys(args.algo))
     overrides = _scoped_overrides(args.set or [], algos)
     settings = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in RUN_DEFAULTS.items()}
+    backend = resolve_backend(args.env_backend or "auto", args.env)
     cells = {}
     for algo, env_id, kwargs, capacity in itertools.product(
         algos,
@@ -184,7 +185,13 @@ def _command_line_cells(args: argparse.Namespace) -> list[Any]:
         dict.fromkeys(args.capacity or ["full"]),
     ):
         spec = plan_cell(
-            algo, env_id, env_kwargs=kwargs, capacity=capacity, overrides=overrides[algo], **settings
+            algo,
+            env_id,
+            env_kwargs=kwargs,
+            capacity=capacity,
+            overrides=overrides[algo],
+            env_backend=backend,
+            **settings,
         )
         cells.setdefault(spec.key, spec)
     return list(cells.values())
@@ -213,6 +220,7 @@ def finish_suite(out_dir: Path) -> list[tuple[str, Path]]:
 def _cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from mbrl_bench.harness.cells import adopt_stored_backend
     from mbrl_bench.harness.executors import StallPolicy, make_executor
     from mbrl_bench.harness.progress import ProgressDisplay
     from mbrl_bench.harness.session import run_session
@@ -225,7 +233,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if command_line:
         cells = _command_line_cells(args)
     else:
-        cells = list(load_suite(args.suite or DEFAULT_SUITE, {k: getattr(args, k) for k in RUN_KEYS}).cells)
+        overrides = {k: getattr(args, k) for k in RUN_KEYS}
+        suite = load_suite(args.suite or DEFAULT_SUITE, overrides, args.env_backend)
+        cells = list(suite.cells)
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
     workers = args.workers or min(len(cells), os.cpu_count() or 1)
@@ -240,6 +250,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out).resolve()
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out} is a file, not a directory")
+    if args.env_backend is None:  # auto never refuses to resume a cell begun on the other backend
+        cells = [adopt_stored_backend(spec, out) for spec in cells]
     display = ProgressDisplay(cells, Console(stderr=True), live=None if args.progress else False)
     session = run_session(cells, out, executor, display)
     rows = []
@@ -446,6 +458,14 @@ def build_parser() -> argparse.ArgumentParser:
         ("--eval-episodes", "eval_episodes"),
     ):
         run.add_argument(flag, type=int, dest=key, help=f"default {RUN_DEFAULTS[key]} (or the suite's)")
+    run.add_argument(
+        "--env-backend",
+        metavar="auto|gymnasium|jax",
+        help="how envs are stepped: gymnasium (one Gymnasium env per seed, stepped from Python) or jax "
+        "(the env's pure-JAX twin inside the jitted training loop; only ids with a twin, see `mbrl-bench "
+        "envs`). Default auto (or the suite's env_backend): jax when every env of the run has a twin, "
+        "else gymnasium; a cell already begun on one backend resumes on it",
+    )
     run.add_argument(
         "--out",
         help=f"results directory (default ./{DEFAULT_OUT}/<suite name> for a suite, else ./{DEFAULT_OUT})",

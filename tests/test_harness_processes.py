@@ -29,7 +29,7 @@ def _cli(*args: str) -> list[str]:
 def _run_args(out: Path, steps: int, eval_every: int, *extra: str) -> list[str]:
     return ["run", "--algo", "random", "--env", CARTPOLE, "--env-kwarg", "num_distractors=2", "--seeds", "2",
             "--steps", str(steps), "--eval-every", str(eval_every), "--eval-episodes", "2", "--out", str(out),
-            "--workers", "1", "--no-progress", *extra]  # fmt: skip
+            "--workers", "1", "--no-progress", "--env-backend", "gymnasium", *extra]  # fmt: skip
 
 
 def _strip(rows: list[dict]) -> list[dict]:

@@ -7,6 +7,7 @@ plain picklable record: executors ship it to worker processes or Ray tasks uncha
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from dataclasses import dataclass, field
@@ -60,7 +61,9 @@ class CellSpec:
     agent_module: str = ""
     """The module whose import registers the agent (imported by worker processes first)."""
     env_backend: str = "gymnasium"
-    """How the environment is stepped (recorded in config.json): one Gymnasium env per seed."""
+    """How the environment is stepped (recorded in config.json): ``gymnasium``, one Gymnasium env per
+    seed stepped from Python; ``jax``, the env's pure-JAX twin inside the jitted training loop
+    (``mbrl_bench.harness.jax_backend``)."""
 
     @property
     def key(self) -> str:
@@ -135,11 +138,13 @@ def plan_cell(
     eval_every: int,
     eval_episodes: int = 10,
     overrides: dict[str, Any] | None = None,
+    env_backend: str = "gymnasium",
 ) -> CellSpec:
     """Validate one cell's inputs and resolve them into a ``CellSpec``; ``UsageError`` on bad input.
 
     ``seeds`` is a count (seeds 0..n-1) or explicit seed indices. ``overrides`` are ``--set`` values,
-    strings or typed, checked against the agent's ``Config``.
+    strings or typed, checked against the agent's ``Config``. ``env_backend`` is ``gymnasium``,
+    ``jax`` (the env needs a pure-JAX twin) or ``auto`` (``jax`` where the env has a twin).
     """
     try:
         agent_cls = get_agent(algo)
@@ -167,6 +172,7 @@ def plan_cell(
             f"{', '.join(sorted(agent_cls.action_kinds))}"
         )
     config = resolve_agent_config(agent_cls, overrides, kind)
+    backend = resolve_backend(env_backend, [env_id])
     spec = CellSpec(
         algo=algo,
         env_id=env_id,
@@ -179,11 +185,48 @@ def plan_cell(
         eval_episodes=_positive("eval_episodes", eval_episodes),
         agent_config=config_to_dict(config),
         agent_module=agent_cls.__module__,
+        env_backend=backend,
     )
     try:
         build_agent(spec)
     except ValueError as e:
         raise UsageError(f"algorithm {algo!r} cannot run on {label}: {e}") from None
+    return spec
+
+
+ENV_BACKENDS: tuple[str, ...] = ("auto", "gymnasium", "jax")
+"""``--env-backend`` choices; ``auto`` is ``jax`` when every env of the run has a pure-JAX twin."""
+
+
+def resolve_backend(env_backend: str, env_ids: list[str]) -> str:
+    """``gymnasium`` or ``jax`` for a run over ``env_ids``; ``UsageError`` on a bad or impossible choice."""
+    from mbrl_bench.envs.registration import all_entries
+
+    if env_backend not in ENV_BACKENDS:
+        raise UsageError(f"unknown env backend {env_backend!r}; valid backends: {', '.join(ENV_BACKENDS)}")
+    twins = [e.env_id for e in all_entries() if e.jax_twin]
+    missing = [e for e in dict.fromkeys(env_ids) if e not in twins]
+    if env_backend == "jax" and missing:
+        raise UsageError(
+            f"env backend 'jax' needs a pure-JAX twin, which {', '.join(missing)} lacks; "
+            f"ids with one: {', '.join(twins)}"
+        )
+    if env_backend == "auto":
+        return "gymnasium" if missing else "jax"
+    return env_backend
+
+
+def adopt_stored_backend(spec: CellSpec, out_dir: Path) -> CellSpec:
+    """``spec`` on the backend its stored seeds ran on, if they exist (an ``auto`` run resumes them)."""
+    for seed in spec.seeds:
+        path = store.seed_dir(spec.cell_dir(out_dir), seed) / store.CONFIG_FILE
+        if path.exists():
+            stored = store.read_json(path).get("env_backend", spec.env_backend)
+            if stored in ("gymnasium", "jax") and stored != spec.env_backend:
+                if stored == "jax":
+                    resolve_backend("jax", [spec.env_id])
+                return dataclasses.replace(spec, env_backend=stored)
+            return spec
     return spec
 
 

@@ -766,7 +766,12 @@ def _run_batch(
     progress: ProgressFn | None,
     heartbeat_s: float = HEARTBEAT_S,
 ) -> None:
-    batch = SeedBatch(agent, spec, members, batched=batched)
+    if spec.env_backend == "jax":
+        from mbrl_bench.harness.jax_backend import JaxSeedBatch  # it builds on this module
+
+        batch: SeedBatch = JaxSeedBatch(agent, spec, members, batched=batched)
+    else:
+        batch = SeedBatch(agent, spec, members, batched=batched)
     dirs = [store.seed_dir(cell, s) for s in members]
 
     def beat(env_step: int) -> None:

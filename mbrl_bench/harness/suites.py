@@ -8,6 +8,7 @@ A suite file (shipped ones live in ``mbrl_bench/suites/``; ``mbrl-bench suites``
     eval_every = 2000
     eval_episodes = 5
     capacities = ["full"]          # optional (default ["full"]); applies to every algorithm
+    env_backend = "auto"           # optional: auto (jax if every env has a pure-JAX twin), gymnasium, jax
 
     [[algos]]                      # or simply: algos = ["random", "ppo"]
     name = "random"
@@ -31,11 +32,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mbrl_bench.harness.cells import CellSpec, plan_cell
+from mbrl_bench.harness.cells import CellSpec, plan_cell, resolve_backend
 from mbrl_bench.harness.errors import UsageError
 
 _TOP_KEYS = frozenset({"description", "seeds", "steps", "eval_every", "eval_episodes", "capacities", "algos",
-                       "envs"})  # fmt: skip
+                       "envs", "env_backend"})  # fmt: skip
 _ALGO_KEYS = frozenset({"name", "set", "capacities"})
 _ENV_KEYS = frozenset({"id", "kwargs", "steps", "eval_every", "eval_episodes"})
 RUN_KEYS: tuple[str, ...] = ("seeds", "steps", "eval_every", "eval_episodes")
@@ -98,8 +99,11 @@ def _as_tables(where: str, items: Any, key: str) -> list[dict[str, Any]]:
     return out
 
 
-def load_suite(name_or_file: str, overrides: dict[str, int] | None = None) -> Suite:
-    """Read and validate a suite; ``overrides`` replace its seeds/steps/eval_every/eval_episodes."""
+def load_suite(
+    name_or_file: str, overrides: dict[str, int] | None = None, env_backend: str | None = None
+) -> Suite:
+    """Read and validate a suite; ``overrides`` replace its seeds/steps/eval_every/eval_episodes and
+    ``env_backend`` (``--env-backend``) its ``env_backend`` (default ``auto``)."""
     path = suite_path(name_or_file)
     try:
         data = tomllib.loads(path.read_text())
@@ -118,6 +122,10 @@ def load_suite(name_or_file: str, overrides: dict[str, int] | None = None) -> Su
     cells = []
     algos = _as_tables(f"suite {path}: algos", data["algos"], "name")
     envs = _as_tables(f"suite {path}: envs", data["envs"], "id")
+    try:  # one backend for the whole suite: jax under auto only if every env has a twin
+        backend = resolve_backend(env_backend or data.get("env_backend", "auto"), [e["id"] for e in envs])
+    except UsageError as e:
+        raise UsageError(f"suite {path}: {e}") from None
     for algo in algos:
         _check_keys(f"suite {path}: algo {algo['name']}", algo, _ALGO_KEYS)
         for env in envs:
@@ -137,6 +145,7 @@ def load_suite(name_or_file: str, overrides: dict[str, int] | None = None) -> Su
                             eval_every=settings["eval_every"],
                             eval_episodes=settings.get("eval_episodes", 10),
                             overrides=algo.get("set"),
+                            env_backend=backend,
                         )
                     )
                 except UsageError as e:
