@@ -78,14 +78,16 @@ def _table(title: str, columns: list[str], rows: list[list[str]], whole_first: b
 
 # ------------------------------------------------------------------------------------- listings
 def _cmd_envs(args: argparse.Namespace) -> int:
-    from mbrl_bench.envs.listing import describe_envs
+    from mbrl_bench.envs.listing import OTHER_IDS_NOTE, describe_envs
 
     rows = [
-        [r.env_id, r.observation_space, r.action_space, str(r.horizon), r.description]
+        [r.env_id, r.observation_space, r.action_space, str(r.horizon), "yes" if r.jax_twin else "-",
+         r.description]
         for r in describe_envs()
-    ]
-    columns = ["id", "observation space", "action space", "horizon", "what it is for"]
+    ]  # fmt: skip
+    columns = ["id", "observation space", "action space", "horizon", "JAX twin", "what it is for"]
     _console().print(_table("mbrl-bench environments", columns, rows, whole_first=True))
+    print(OTHER_IDS_NOTE)
     return 0
 
 

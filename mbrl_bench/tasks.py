@@ -41,3 +41,44 @@ class Task:
     """Observation dims irrelevant to reward, termination and the signal dims' dynamics."""
     layout: dict[str, Any] = field(default_factory=dict)
     """Further named facts about the observation (e.g. which dims hold positions), per task."""
+    true_functions: bool = True
+    """False for Gymnasium ids that are not mbrl-bench's (``task_without_functions``): then
+    ``reward_fn`` and ``termination_fn`` raise, and an agent must learn or observe them."""
+
+
+def task_without_functions(
+    env_id: str, observation_space: Any, action_space: Any, horizon: int | None
+) -> Task:
+    """The ``Task`` of a Gymnasium id mbrl-bench has no true task functions for (e.g. CartPole-v1).
+
+    Its reward and termination functions raise a ValueError naming the id when called (an agent calls
+    them while it is traced, so the cell fails with that message); ``horizon`` is the registered time
+    limit, 0 if none; every observation dim counts as signal.
+    """
+    import gymnasium as gym
+    import numpy as np
+
+    def missing(what: str) -> TransitionFn:
+        def fn(obs: jnp.ndarray, action: jnp.ndarray, next_obs: jnp.ndarray) -> jnp.ndarray:
+            raise ValueError(
+                f"{env_id} has no true {what} function in mbrl-bench (only its own ids do, see `mbrl-bench "
+                "envs`); use an agent that learns it or reads it from real transitions"
+            )
+
+        return fn
+
+    discrete = isinstance(action_space, gym.spaces.Discrete)
+    obs_dim = (
+        1 if isinstance(observation_space, gym.spaces.Discrete) else int(np.prod(observation_space.shape))
+    )
+    return Task(
+        env_id=env_id,
+        obs_dim=obs_dim,
+        action_kind="discrete" if discrete else "continuous",
+        action_dim=int(action_space.n) if discrete else int(np.prod(action_space.shape)),
+        horizon=int(horizon or 0),
+        reward_fn=missing("reward"),
+        termination_fn=missing("termination"),
+        signal_dims=tuple(range(obs_dim)),
+        true_functions=False,
+    )

@@ -102,7 +102,8 @@ def test_unknown_id_is_a_value_error_listing_valid_ids():
     with pytest.raises(ValueError, match=r"unknown environment 'mbrl_bench/Nope-v0'.*CartPoleDistractor"):
         mbrl_bench.make("mbrl_bench/Nope-v0")
     with pytest.raises(ValueError, match="valid ids"):
-        mbrl_bench.get_task("CartPole-v1")
+        mbrl_bench.get_task("Nope-v0")
+    assert not mbrl_bench.get_task("CartPole-v1").true_functions  # any Gymnasium id, without true functions
 
 
 def test_envs_cli_lists_every_id(tmp_path):

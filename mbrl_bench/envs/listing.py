@@ -8,6 +8,14 @@ import gymnasium as gym
 
 from mbrl_bench.envs.registration import all_entries
 
+OTHER_IDS_NOTE = (
+    "Every id above has true reward and termination functions (mbrl_bench.get_task). Any other registered "
+    "Gymnasium id (e.g. CartPole-v1, Pendulum-v1, HalfCheetah-v5) runs too, without them: model-free agents "
+    "and omd / mle-dyna (which learn the reward and read termination from real transitions) run on it; "
+    "agents that call the true functions (mbpo, pal, mal) fail with a message naming the id. There are no "
+    "reference scores for such ids, so their normalised scores are NaN with a note."
+)
+
 
 @dataclass(frozen=True)
 class EnvRow:
@@ -16,6 +24,8 @@ class EnvRow:
     action_space: str
     horizon: int
     description: str
+    jax_twin: bool
+    """Whether it has a pure-JAX twin (``--env-backend jax``)."""
 
 
 def _space(space: gym.Space) -> str:
@@ -39,6 +49,7 @@ def describe_envs() -> list[EnvRow]:
                 _space(env.action_space),
                 e.max_episode_steps,
                 e.description,
+                e.jax_twin is not None,
             )
         )
         env.close()

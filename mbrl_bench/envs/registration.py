@@ -91,15 +91,56 @@ def env_ids() -> list[str]:
     return [e.env_id for e in all_entries()]
 
 
+def is_ours(env_id: str) -> bool:
+    """Whether ``env_id`` is an mbrl-bench id (with true task functions), not just any Gymnasium id."""
+    return any(e.env_id == env_id for e in all_entries())
+
+
+def _check_known(env_id: str) -> None:
+    """ValueError naming an id that is neither ours nor registered with Gymnasium."""
+    if not is_ours(env_id) and env_id not in gym.registry:
+        ours = ", ".join(env_ids())
+        raise ValueError(
+            f"unknown environment {env_id!r}; valid ids: {ours}, or any registered Gymnasium id "
+            "(e.g. CartPole-v1, Pendulum-v1, HalfCheetah-v5)"
+        )
+
+
 def get_task(env_id: str, **env_kwargs: Any) -> Task:
-    """The ``Task`` (true reward/termination, observation layout) of ``env_id`` made with ``env_kwargs``."""
-    return entry(env_id).task(**env_kwargs)
+    """The ``Task`` (true reward/termination, observation layout) of ``env_id`` made with ``env_kwargs``.
+
+    For a Gymnasium id that is not ours, a ``Task`` without true functions (``true_functions=False``):
+    its spaces and horizon, every dim a signal dim, and reward/termination functions that raise.
+    """
+    if is_ours(env_id):
+        return entry(env_id).task(**env_kwargs)
+    from mbrl_bench.tasks import task_without_functions
+
+    _check_known(env_id)
+    env = gym.make(env_id, **env_kwargs)
+    try:
+        return task_without_functions(
+            env_id, env.observation_space, env.action_space, env.spec.max_episode_steps
+        )
+    finally:
+        env.close()
 
 
 def make(env_id: str, **env_kwargs: Any) -> gym.Env:
-    """``gymnasium.make`` for an mbrl-bench id, with a ValueError naming unknown ids."""
-    entry(env_id)
+    """``gymnasium.make`` for an mbrl-bench id or any registered Gymnasium id; ValueError on others."""
+    _check_known(env_id)
     return gym.make(env_id, **env_kwargs)
+
+
+def entry_point_and_kwargs(env_id: str) -> tuple[Any, dict[str, Any]]:
+    """The callable making ``env_id`` and its registered default kwargs (ours or Gymnasium's)."""
+    if is_ours(env_id):
+        e = entry(env_id)
+        return _load(e.entry_point), dict(e.kwargs)
+    _check_known(env_id)
+    spec = gym.registry[env_id]
+    point = spec.entry_point
+    return (_load(point) if isinstance(point, str) else point), dict(spec.kwargs)
 
 
 def make_jax(env_id: str, **env_kwargs: Any) -> tuple[Any, Any]:

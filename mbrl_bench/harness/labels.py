@@ -14,13 +14,12 @@ give one label) and written canonically: ``true``/``false``, ``repr`` for floats
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import re
 import typing
 from typing import Any
 
-from mbrl_bench.envs.registration import entry
+from mbrl_bench.envs.registration import entry_point_and_kwargs
 from mbrl_bench.harness.errors import UsageError
 
 _EXCLUDED = frozenset({"self", "render_mode"})
@@ -32,8 +31,7 @@ _FALSE = frozenset({"false", "no", "off", "0"})
 
 
 def _entry_callable(env_id: str) -> Any:
-    module, _, name = entry(env_id).entry_point.partition(":")
-    return getattr(importlib.import_module(module), name)
+    return entry_point_and_kwargs(env_id)[0]
 
 
 def env_kwarg_defaults(env_id: str) -> tuple[dict[str, Any], dict[str, Any], bool]:
@@ -51,7 +49,7 @@ def env_kwarg_defaults(env_id: str) -> tuple[dict[str, Any], dict[str, Any], boo
             accepts_any = True
         elif name not in _EXCLUDED and p.kind is not p.VAR_POSITIONAL:
             defaults[name] = p.default
-    defaults.update(entry(env_id).kwargs)
+    defaults.update(entry_point_and_kwargs(env_id)[1])
     return defaults, hints, accepts_any
 
 
