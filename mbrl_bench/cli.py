@@ -439,7 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--suite", help="a shipped suite name (see `mbrl-bench suites`) or a .toml file")
     run.add_argument("--algo", action="append", help="algorithm (repeatable; see `mbrl-bench algos`)")
-    run.add_argument("--env", action="append", help="environment id (repeatable; see `mbrl-bench envs`)")
+    run.add_argument(
+        "--env",
+        action="append",
+        help="environment id (repeatable): one of `mbrl-bench envs` or any registered Gymnasium id",
+    )
     run.add_argument("--capacity", action="append", help="model capacity spec (repeatable; default full)")
     run.add_argument(
         "--env-kwarg",
