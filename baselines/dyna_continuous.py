@@ -20,6 +20,10 @@ drawn and relabelled with the model's (r_hat, s'_hat) at the real (s, a); no mod
 Termination: the real batch's masks, as the official code (the model predicts no termination); they
 equal the task's true termination function at the real next observation.
 
+Observation: the learner (model, critics, actor) does not read the absolute x position our MuJoCo ids
+observe (``hide_position``), as the official code runs on the stock envs, which hide it; the model
+predicts the reward directly, so it never needs x.
+
 Where this differs from the CartPole agent (``baselines.omd``), it follows the official MuJoCo code and
 says so: the critic keeps its Adam state across env steps (jaxrl's ``TrainState``; the CartPole code
 resets the inner optimiser) unless ``warm_q_optimizer`` is off; the model is one MLP on (obs, action) with
@@ -53,6 +57,7 @@ from mbrl_bench.baselines.common.sac import (
     from_env_action,
     to_env_action,
 )
+from mbrl_bench.baselines.common.spaces import kept_dims
 from mbrl_bench.baselines.implicit import implicit_root
 
 from mbrl_bench.models.capacity import parse_capacity
@@ -86,7 +91,8 @@ class ContinuousDyna:
 
     def __init__(self, config: DynaConfig, env: EnvInfo, capacity: str, model_loss: str) -> None:
         self.config, self.model_loss = config, model_loss
-        self.obs_dim = int(env.observation_space.shape[0])
+        self.kept = kept_dims(int(env.observation_space.shape[0]), env.task.layout, config.hide_position)
+        self.obs_dim = len(self.kept)
         self.action_dim = int(env.action_space.shape[0])
         self.centre, self.half_width = action_bounds(env.action_space.low, env.action_space.high)
         replay_capacity = min(config.replay_capacity, env.budget or config.replay_capacity)
@@ -140,7 +146,7 @@ class ContinuousDyna:
         )
 
     def act(self, state: ContinuousDynaState, obs: jax.Array, key: jax.Array, explore: bool) -> jax.Array:
-        obs = jnp.asarray(obs, jnp.float32)
+        obs = jnp.asarray(obs, jnp.float32)[..., self.kept]
         if not explore:
             return to_env_action(self.sac.deterministic(state.learner.actor, obs), self.centre, self.half_width)
         k_policy, k_uniform = jax.random.split(key)
@@ -153,10 +159,10 @@ class ContinuousDyna:
         self, state: ContinuousDynaState, transition: Transition, key: jax.Array, step: jax.Array
     ) -> tuple[ContinuousDynaState, dict[str, jax.Array]]:
         item = Batch(
-            jnp.asarray(transition.obs, jnp.float32),
+            jnp.asarray(transition.obs, jnp.float32)[self.kept],
             from_env_action(jnp.asarray(transition.action, jnp.float32), self.centre, self.half_width),
             jnp.asarray(transition.reward, jnp.float32),
-            jnp.asarray(transition.next_obs, jnp.float32),
+            jnp.asarray(transition.next_obs, jnp.float32)[self.kept],
             1.0 - jnp.asarray(transition.terminated, jnp.float32),
         )
         state = state._replace(replay=replay_add(state.replay, item), steps=state.steps + 1)

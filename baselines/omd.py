@@ -149,6 +149,9 @@ class DynaConfig:
     target_entropy_scale: float = 0.5
     """Continuous actions only: SAC's target entropy is -scale * |A|; official mujoco ``target_entropy``
     None, i.e. jaxrl's -|A| / 2."""
+    hide_position: bool = True
+    """Continuous actions only: the learner does not read the task's absolute x (Ant: x, y) position,
+    which our MuJoCo ids observe and the official code's stock envs hide."""
 
     def __post_init__(self) -> None:
         positive = (

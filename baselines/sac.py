@@ -26,6 +26,7 @@ from mbrl_bench.baselines.common.sac import (
     from_env_action,
     to_env_action,
 )
+from mbrl_bench.baselines.common.spaces import kept_dims
 
 METRICS: tuple[str, ...] = ("critic_loss", "q_mean", "actor_loss", "entropy", "alpha")
 """Per-step metrics: the critics' TD loss, mean Q(s, a) on the batch, the actor's loss, the policy's
@@ -60,7 +61,8 @@ class SACAgent(Agent):
     def __init__(self, config: SACConfig, env: EnvInfo, capacity: str = "full") -> None:
         check_continuous(self, env)
         super().__init__(config, env, capacity)
-        self.obs_dim = int(env.observation_space.shape[0])
+        self.kept = kept_dims(int(env.observation_space.shape[0]), env.task.layout, config.hide_position)
+        self.obs_dim = len(self.kept)
         self.action_dim = int(env.action_space.shape[0])
         self.sac = SAC(config, self.obs_dim, self.action_dim)
         self.centre, self.half_width = action_bounds(env.action_space.low, env.action_space.high)
@@ -75,7 +77,7 @@ class SACAgent(Agent):
         )
 
     def act(self, state: SACAgentState, obs: jax.Array, key: jax.Array, explore: bool) -> jax.Array:
-        obs = jnp.asarray(obs, jnp.float32)
+        obs = jnp.asarray(obs, jnp.float32)[..., self.kept]
         if not explore:
             return to_env_action(self.sac.deterministic(state.learner.actor, obs), self.centre, self.half_width)
         k_policy, k_uniform = jax.random.split(key)
@@ -88,10 +90,10 @@ class SACAgent(Agent):
         self, state: SACAgentState, transition: Transition, key: jax.Array, step: jax.Array
     ) -> tuple[SACAgentState, dict[str, jax.Array]]:
         item = Batch(
-            jnp.asarray(transition.obs, jnp.float32),
+            jnp.asarray(transition.obs, jnp.float32)[self.kept],
             from_env_action(jnp.asarray(transition.action, jnp.float32), self.centre, self.half_width),
             jnp.asarray(transition.reward, jnp.float32),
-            jnp.asarray(transition.next_obs, jnp.float32),
+            jnp.asarray(transition.next_obs, jnp.float32)[self.kept],
             1.0 - jnp.asarray(transition.terminated, jnp.float32),
         )
         state = state._replace(replay=replay_add(state.replay, item), steps=state.steps + 1)

@@ -118,7 +118,7 @@ def test_omd_identity_gradient_equals_unrolled_plain_step_over_lr() -> None:
         dyna = ContinuousDyna(config, _info("mbrl_bench/HalfCheetah-v0"), "full", "omd")
         state = dyna.init(jax.random.PRNGKey(0), lambda net: net)
         state = jax.tree.map(lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x, state)
-        real = _batch(jax.random.PRNGKey(3), 6, 18, 6, jnp.float64)
+        real = _batch(jax.random.PRNGKey(3), 6, dyna.obs_dim, 6, jnp.float64)
         keys = jax.random.split(jax.random.PRNGKey(4), 3)
         (_, (learner, _, _)), grads = dyna.omd_gradient(state.learner, state.model, real, keys)
         k_inner, k_residual, k_outer = keys
@@ -166,3 +166,22 @@ def test_box_observations_required() -> None:
     with pytest.raises(ValueError, match="continuous"):
         get_agent("sac")(SACConfig(), _info("mbrl_bench/CartPoleDistractor-v0"))
     assert isinstance(_info("mbrl_bench/Pusher-v0").action_space, gym.spaces.Box)
+
+
+@pytest.mark.parametrize("algo", ["sac", "omd"])
+def test_the_learner_does_not_read_the_absolute_position(algo: str) -> None:
+    """HalfCheetah-v0 observes x (dim 0) so rewards are functions of (s, a, s'); the learners skip it as
+    the stock env (which the reference code ran on) hides it, unless hide_position is off."""
+    info = _info("mbrl_bench/HalfCheetah-v0")
+    make = (lambda **kw: get_agent("sac")(SACConfig(hidden_sizes=(8,), **kw), info)) if algo == "sac" else (
+        lambda **kw: get_agent("omd")(DynaConfig(**{**CONTINUOUS_DEFAULTS, "hidden_dim": 8, **kw}), info))
+    agent = make()
+    state = agent.init(jax.random.PRNGKey(0))
+    obs = jnp.linspace(-1.0, 1.0, 18)
+    far = obs.at[0].set(250.0)
+    act = lambda o: agent.act(state, o, jax.random.PRNGKey(1), False)
+    np.testing.assert_array_equal(act(obs), act(far))
+    seeing = make(hide_position=False)
+    state = seeing.init(jax.random.PRNGKey(0))
+    assert not np.array_equal(seeing.act(state, obs, jax.random.PRNGKey(1), False),
+                              seeing.act(state, far, jax.random.PRNGKey(1), False))  # fmt: skip

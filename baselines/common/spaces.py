@@ -41,3 +41,15 @@ def encode(space: gym.spaces.Space, obs: jax.Array) -> jax.Array:
     if isinstance(space, gym.spaces.Discrete):
         return jax.nn.one_hot(obs - int(space.start), int(space.n), dtype=jnp.float32)
     return obs.astype(jnp.float32)
+
+
+POSITION_KEYS: tuple[str, ...] = ("x_position", "y_position")
+"""Task layout keys of the absolute positions our MuJoCo ids observe (so that rewards are functions of
+(s, a, s')) and the stock Gymnasium envs, on which the reference agents were tuned, hide."""
+
+
+def kept_dims(obs_dim: int, layout: dict, hide_position: bool) -> np.ndarray:
+    """Indices of the observation dims a learner reads: all of them, or all but the task's absolute
+    position dims (``POSITION_KEYS`` in ``Task.layout``) when ``hide_position``."""
+    hidden = {layout.get(key) for key in POSITION_KEYS} - {None} if hide_position else set()
+    return np.asarray([i for i in range(obs_dim) if i not in hidden], np.int32)
