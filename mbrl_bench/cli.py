@@ -18,7 +18,7 @@ from mbrl_bench.harness.errors import UsageError
 
 DEFAULT_OUT = "results"
 DEFAULT_SUITE = "quickstart"
-DEFAULT_STALL_TIMEOUT_S = 600.0
+DEFAULT_STALL_TIMEOUT_S = 1800.0
 """``--stall-timeout``: mbrl_bench.harness.executors.DEFAULT_STALL_TIMEOUT_S (repeated here so the
 parser needs no JAX import; a test keeps the two equal)."""
 DEFAULT_STALL_RETRIES = 2

@@ -47,7 +47,7 @@ from mbrl_bench.harness.runner import (
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 _POLL_S = 0.2
 
-DEFAULT_STALL_TIMEOUT_S = 600.0
+DEFAULT_STALL_TIMEOUT_S = 1800.0
 """Seconds without a heartbeat after which a worker is taken for hung. Generous on purpose: a
 heartbeat can only be written between two jitted calls, so the timeout must exceed the longest single
 call of the slowest agent, compilation included (measured: see README, Known issues), plus
