@@ -92,6 +92,8 @@ def plan_calibration(
                     steps=budget,
                     eval_every=eval_every,
                     eval_episodes=eval_episodes,
+                    # as `mbrl-bench run` by default: a reference then equals a default run's seeds
+                    env_backend="auto",
                 )
                 plan[budget].append(spec)
     return plan
