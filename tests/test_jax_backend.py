@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import jax
@@ -190,8 +191,10 @@ def test_backend_choice_and_errors(tmp_path) -> None:
 
 
 def test_cli_rejects_a_backend_an_env_cannot_use() -> None:
-    cmd = [sys.executable, "-m", "mbrl_bench.cli", "run", "--algo", "random", "--env", "mbrl_bench/Hopper-v0",
-           "--env-backend", "jax", "--steps", "10"]  # fmt: skip
+    # The installed console script, not `python -m`: from a source checkout's root that would import the
+    # checkout's mbrl_bench/ (without its mapped baselines/) instead of the installed package, as in CI.
+    cmd = [str(Path(sys.executable).parent / "mbrl-bench"), "run", "--algo", "random", "--env",
+           "mbrl_bench/Hopper-v0", "--env-backend", "jax", "--steps", "10"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
