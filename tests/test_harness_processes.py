@@ -134,5 +134,7 @@ def test_cli_output_drops_mujocos_deprecation_notices(tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     assert "settotalmass" not in done.stdout + done.stderr
     probe = "import mbrl_bench; mbrl_bench.make('mbrl_bench/HalfCheetah-v0')"
-    library = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env)
+    library = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path
+    )  # cwd: away from a source checkout's mbrl_bench/, which would shadow the installed package
     assert "settotalmass" in library.stdout + library.stderr
