@@ -51,11 +51,10 @@ from mbrl_bench.baselines.common.replay import (
 from mbrl_bench.baselines.common.sac import (
     SAC,
     Batch,
+    EnvAdapter,
     SACConfig,
     SACState,
     action_bounds,
-    from_env_action,
-    to_env_action,
 )
 from mbrl_bench.baselines.common.spaces import kept_dims
 from mbrl_bench.baselines.implicit import implicit_root
@@ -91,10 +90,10 @@ class ContinuousDyna:
 
     def __init__(self, config: DynaConfig, env: EnvInfo, capacity: str, model_loss: str) -> None:
         self.config, self.model_loss = config, model_loss
-        self.kept = kept_dims(int(env.observation_space.shape[0]), env.task.layout, config.hide_position)
-        self.obs_dim = len(self.kept)
+        kept = kept_dims(int(env.observation_space.shape[0]), env.task.layout, config.hide_position)
+        self.io = EnvAdapter(kept, *action_bounds(env.action_space.low, env.action_space.high))
+        self.obs_dim = len(kept)
         self.action_dim = int(env.action_space.shape[0])
-        self.centre, self.half_width = action_bounds(env.action_space.low, env.action_space.high)
         replay_capacity = min(config.replay_capacity, env.budget or config.replay_capacity)
         self.sac = SAC(
             SACConfig(
@@ -133,39 +132,23 @@ class ContinuousDyna:
         k_sac, k_model = jax.random.split(key)
         model = self.dynamics.init(k_model)
         model = model._replace(net=scale_output(model.net))
-        example = Batch(
-            jnp.zeros(self.obs_dim), jnp.zeros(self.action_dim), jnp.zeros(()), jnp.zeros(self.obs_dim), jnp.zeros(())
-        )
         return ContinuousDynaState(
             learner=self.sac.init(k_sac),
             model=model,
             model_opt=self.model_optimizer.init(model.net),
-            replay=replay_init(example, self.sac.config.replay_capacity),
+            replay=replay_init(self.io.example_item(), self.sac.config.replay_capacity),
             steps=jnp.zeros((), jnp.int32),
             diagnostics={name: jnp.zeros(()) for name in DIAGNOSTICS},
         )
 
     def act(self, state: ContinuousDynaState, obs: jax.Array, key: jax.Array, explore: bool) -> jax.Array:
-        obs = jnp.asarray(obs, jnp.float32)[..., self.kept]
-        if not explore:
-            return to_env_action(self.sac.deterministic(state.learner.actor, obs), self.centre, self.half_width)
-        k_policy, k_uniform = jax.random.split(key)
-        policy_action, _ = self.sac.sample(state.learner.actor, obs, k_policy)
-        uniform = jax.random.uniform(k_uniform, policy_action.shape, minval=-1.0, maxval=1.0)
-        action = jnp.where(state.steps < self.config.init_steps, uniform, policy_action)
-        return to_env_action(action, self.centre, self.half_width)
+        random_phase = state.steps < self.config.init_steps
+        return self.io.act(self.sac, state.learner.actor, obs, key, explore, random_phase)
 
     def update(
         self, state: ContinuousDynaState, transition: Transition, key: jax.Array, step: jax.Array
     ) -> tuple[ContinuousDynaState, dict[str, jax.Array]]:
-        item = Batch(
-            jnp.asarray(transition.obs, jnp.float32)[self.kept],
-            from_env_action(jnp.asarray(transition.action, jnp.float32), self.centre, self.half_width),
-            jnp.asarray(transition.reward, jnp.float32),
-            jnp.asarray(transition.next_obs, jnp.float32)[self.kept],
-            1.0 - jnp.asarray(transition.terminated, jnp.float32),
-        )
-        state = state._replace(replay=replay_add(state.replay, item), steps=state.steps + 1)
+        state = state._replace(replay=replay_add(state.replay, self.io.replay_item(transition)), steps=state.steps + 1)
         learn = self._omd_update if self.model_loss == "omd" else self._mle_update
         idle = lambda s, k, t: (s, {name: jnp.zeros(()) for name in METRICS})
         return jax.lax.cond(step >= self.config.init_steps, learn, idle, state, key, step)

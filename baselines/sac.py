@@ -20,11 +20,10 @@ from mbrl_bench.baselines.common.replay import Replay, replay_add, replay_get, r
 from mbrl_bench.baselines.common.sac import (
     SAC,
     Batch,
+    EnvAdapter,
     SACConfig,
     SACState,
     action_bounds,
-    from_env_action,
-    to_env_action,
 )
 from mbrl_bench.baselines.common.spaces import kept_dims
 
@@ -61,42 +60,24 @@ class SACAgent(Agent):
     def __init__(self, config: SACConfig, env: EnvInfo, capacity: str = "full") -> None:
         check_continuous(self, env)
         super().__init__(config, env, capacity)
-        self.kept = kept_dims(int(env.observation_space.shape[0]), env.task.layout, config.hide_position)
-        self.obs_dim = len(self.kept)
-        self.action_dim = int(env.action_space.shape[0])
-        self.sac = SAC(config, self.obs_dim, self.action_dim)
-        self.centre, self.half_width = action_bounds(env.action_space.low, env.action_space.high)
+        kept = kept_dims(int(env.observation_space.shape[0]), env.task.layout, config.hide_position)
+        self.io = EnvAdapter(kept, *action_bounds(env.action_space.low, env.action_space.high))
+        self.sac = SAC(config, len(kept), int(env.action_space.shape[0]))
         self.replay_capacity = min(config.replay_capacity, env.budget or config.replay_capacity)
 
     def init(self, key: jax.Array) -> SACAgentState:
-        example = Batch(
-            jnp.zeros(self.obs_dim), jnp.zeros(self.action_dim), jnp.zeros(()), jnp.zeros(self.obs_dim), jnp.zeros(())
-        )
         return SACAgentState(
-            self.sac.init(key), replay_init(example, self.replay_capacity), jnp.zeros((), jnp.int32)
+            self.sac.init(key), replay_init(self.io.example_item(), self.replay_capacity), jnp.zeros((), jnp.int32)
         )
 
     def act(self, state: SACAgentState, obs: jax.Array, key: jax.Array, explore: bool) -> jax.Array:
-        obs = jnp.asarray(obs, jnp.float32)[..., self.kept]
-        if not explore:
-            return to_env_action(self.sac.deterministic(state.learner.actor, obs), self.centre, self.half_width)
-        k_policy, k_uniform = jax.random.split(key)
-        policy_action, _ = self.sac.sample(state.learner.actor, obs, k_policy)
-        uniform = jax.random.uniform(k_uniform, policy_action.shape, minval=-1.0, maxval=1.0)
-        action = jnp.where(state.steps < self.config.start_steps, uniform, policy_action)
-        return to_env_action(action, self.centre, self.half_width)
+        random_phase = state.steps < self.config.start_steps
+        return self.io.act(self.sac, state.learner.actor, obs, key, explore, random_phase)
 
     def update(
         self, state: SACAgentState, transition: Transition, key: jax.Array, step: jax.Array
     ) -> tuple[SACAgentState, dict[str, jax.Array]]:
-        item = Batch(
-            jnp.asarray(transition.obs, jnp.float32)[self.kept],
-            from_env_action(jnp.asarray(transition.action, jnp.float32), self.centre, self.half_width),
-            jnp.asarray(transition.reward, jnp.float32),
-            jnp.asarray(transition.next_obs, jnp.float32)[self.kept],
-            1.0 - jnp.asarray(transition.terminated, jnp.float32),
-        )
-        state = state._replace(replay=replay_add(state.replay, item), steps=state.steps + 1)
+        state = state._replace(replay=replay_add(state.replay, self.io.replay_item(transition)), steps=state.steps + 1)
 
         def learn(s: SACAgentState) -> tuple[SACAgentState, dict[str, jax.Array]]:
             sample = lambda k: Batch(*replay_get(s.replay, sample_uniform(s.replay, k, self.config.batch_size)))

@@ -433,3 +433,44 @@ class DiscreteSAC(SAC):
         grads, info = jax.grad(loss_fn, has_aux=True)(state.actor)
         updates, opt = self.optimizers()[0].update(grads, state.actor_opt, state.actor)
         return state._replace(actor=optax.apply_updates(state.actor, updates), actor_opt=opt), info
+
+
+@dataclass(frozen=True)
+class EnvAdapter:
+    """What a SAC-based agent does at the env boundary: the observation dims it reads, actions mapped
+    between [-1, 1]^|A| and the env's bounds, uniform actions in the initial random phase."""
+
+    kept: np.ndarray
+    """Observation dims the learner reads (``spaces.kept_dims``)."""
+    centre: np.ndarray
+    half_width: np.ndarray
+
+    def view(self, obs: jax.Array) -> jax.Array:
+        return jnp.asarray(obs, jnp.float32)[..., self.kept]
+
+    def example_item(self) -> Batch:
+        """A zero replay item, shaped as ``replay_item`` makes them."""
+        obs = jnp.zeros(len(self.kept))
+        return Batch(obs, jnp.zeros(self.centre.shape), jnp.zeros(()), obs, jnp.zeros(()))
+
+    def replay_item(self, transition: Any) -> Batch:
+        """A real transition as the learner stores it (actions in [-1, 1], bootstrap through truncation)."""
+        return Batch(
+            self.view(transition.obs),
+            from_env_action(jnp.asarray(transition.action, jnp.float32), self.centre, self.half_width),
+            jnp.asarray(transition.reward, jnp.float32),
+            self.view(transition.next_obs),
+            1.0 - jnp.asarray(transition.terminated, jnp.float32),
+        )
+
+    def act(
+        self, sac: SAC, actor: Any, obs: jax.Array, key: jax.Array, explore: bool, random_phase: jax.Array
+    ) -> jax.Array:
+        """An env action: tanh(mean) to evaluate; while training, uniform in the random phase, else sampled."""
+        obs = self.view(obs)
+        if not explore:
+            return to_env_action(sac.deterministic(actor, obs), self.centre, self.half_width)
+        k_policy, k_uniform = jax.random.split(key)
+        policy_action, _ = sac.sample(actor, obs, k_policy)
+        uniform = jax.random.uniform(k_uniform, policy_action.shape, minval=-1.0, maxval=1.0)
+        return to_env_action(jnp.where(random_phase, uniform, policy_action), self.centre, self.half_width)
