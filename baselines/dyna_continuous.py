@@ -54,9 +54,7 @@ from mbrl_bench.baselines.common.sac import (
     EnvAdapter,
     SACConfig,
     SACState,
-    action_bounds,
 )
-from mbrl_bench.baselines.common.spaces import kept_dims
 from mbrl_bench.baselines.implicit import implicit_root
 
 from mbrl_bench.models.capacity import parse_capacity
@@ -90,10 +88,8 @@ class ContinuousDyna:
 
     def __init__(self, config: DynaConfig, env: EnvInfo, capacity: str, model_loss: str) -> None:
         self.config, self.model_loss = config, model_loss
-        kept = kept_dims(int(env.observation_space.shape[0]), env.task.layout, config.hide_position)
-        self.io = EnvAdapter(kept, *action_bounds(env.action_space.low, env.action_space.high))
-        self.obs_dim = len(kept)
-        self.action_dim = int(env.action_space.shape[0])
+        self.io = EnvAdapter.for_spaces(env.observation_space, env.action_space, env.task.layout, config.hide_position)
+        self.obs_dim, self.action_dim = self.io.obs_dim, self.io.action_dim
         replay_capacity = min(config.replay_capacity, env.budget or config.replay_capacity)
         self.sac = SAC(
             SACConfig(

@@ -243,13 +243,14 @@ class MBPOAgent(Agent):
             tau=config.tau,
             discount=config.discount,
             init_temperature=config.init_temperature,
+            target_entropy_ratio=config.target_entropy_ratio,
             start_steps=config.start_steps,
             updates_per_step=self.updates_per_step,
             replay_capacity=self.replay_capacity,
         )
         if self.discrete:
             self.action_dim = int(env.action_space.n)
-            self.sac: SAC = DiscreteSAC(sac_config, self.obs_dim, self.action_dim, config.target_entropy_ratio)
+            self.sac: SAC = DiscreteSAC(sac_config, self.obs_dim, self.action_dim)
         else:
             self.action_dim = int(env.action_space.shape[0])
             self.centre, self.half_width = action_bounds(env.action_space.low, env.action_space.high)

@@ -1,4 +1,4 @@
-"""The ``sac`` agent: model-free soft actor-critic on continuous actions (jaxrl's defaults).
+"""The ``sac`` agent: model-free soft actor-critic (jaxrl's defaults), on continuous and discrete actions.
 
 The reference learner of the continuous agents (OMD, MLE-Dyna, MBPO and VIREL stand on the same
 ``baselines.common.sac``) and a model-free yardstick beside PPO in the leaderboard. As jaxrl's
@@ -6,6 +6,12 @@ The reference learner of the continuous agents (OMD, MLE-Dyna, MBPO and VIREL st
 the policy; from env step ``start_steps`` on, ``updates_per_step`` SAC updates per env step on uniform
 minibatches of the replay (all G of them one ``lax.scan`` inside the one jitted ``update``); evaluation
 with the deterministic action tanh(mean).
+
+On Discrete actions it is the discrete SAC of Christodoulou 2019 (``DiscreteSAC``: a categorical policy,
+exact expectations over actions, target entropy ``target_entropy_ratio`` x log|A|, the most probable action
+to evaluate) with the same jaxrl defaults otherwise: ours, since neither jaxrl nor the paper has a
+CartPole setting (the paper's Atari runs are not this budget's). Discrete observations (the tabular ids'
+state indices) are read one-hot.
 """
 
 from __future__ import annotations
@@ -17,15 +23,7 @@ import jax
 import jax.numpy as jnp
 from mbrl_bench.baselines.api import Agent, EnvInfo, Transition, action_kind, register_agent
 from mbrl_bench.baselines.common.replay import Replay, replay_add, replay_get, replay_init, sample_uniform
-from mbrl_bench.baselines.common.sac import (
-    SAC,
-    Batch,
-    EnvAdapter,
-    SACConfig,
-    SACState,
-    action_bounds,
-)
-from mbrl_bench.baselines.common.spaces import kept_dims
+from mbrl_bench.baselines.common.sac import SAC, Batch, DiscreteSAC, EnvAdapter, SACConfig, SACState
 
 METRICS: tuple[str, ...] = ("critic_loss", "q_mean", "actor_loss", "entropy", "alpha")
 """Per-step metrics: the critics' TD loss, mean Q(s, a) on the batch, the actor's loss, the policy's
@@ -50,19 +48,18 @@ def check_continuous(agent: Agent, env: EnvInfo) -> None:
 
 @register_agent
 class SACAgent(Agent):
-    """Soft actor-critic (Haarnoja et al. 2018) with jaxrl's defaults (see ``SACConfig``)."""
+    """Soft actor-critic (Haarnoja et al. 2018) with jaxrl's defaults (see ``SACConfig``); the discrete SAC
+    (Christodoulou 2019) on Discrete actions."""
 
     name: ClassVar[str] = "sac"
     Config: ClassVar[type] = SACConfig
-    action_kinds: ClassVar[frozenset[str]] = frozenset({"continuous"})
-    description: ClassVar[str] = "soft actor-critic, jaxrl defaults (the shared continuous learner)"
+    action_kinds: ClassVar[frozenset[str]] = frozenset({"continuous", "discrete"})
+    description: ClassVar[str] = "soft actor-critic, jaxrl defaults; discrete SAC on Discrete actions"
 
     def __init__(self, config: SACConfig, env: EnvInfo, capacity: str = "full") -> None:
-        check_continuous(self, env)
         super().__init__(config, env, capacity)
-        kept = kept_dims(int(env.observation_space.shape[0]), env.task.layout, config.hide_position)
-        self.io = EnvAdapter(kept, *action_bounds(env.action_space.low, env.action_space.high))
-        self.sac = SAC(config, len(kept), int(env.action_space.shape[0]))
+        self.io = EnvAdapter.for_spaces(env.observation_space, env.action_space, env.task.layout, config.hide_position)
+        self.sac: SAC = (DiscreteSAC if self.io.discrete else SAC)(config, self.io.obs_dim, self.io.action_dim)
         self.replay_capacity = min(config.replay_capacity, env.budget or config.replay_capacity)
 
     def init(self, key: jax.Array) -> SACAgentState:

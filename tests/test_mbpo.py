@@ -131,7 +131,7 @@ def test_a_batch_has_the_configured_real_model_mix(unit) -> None:
 
 
 def test_discrete_sac_target_is_the_exact_expectation_and_it_learns_a_bandit() -> None:
-    sac = DiscreteSAC(SACConfig(hidden_sizes=(16,), init_temperature=0.05, discount=0.0), 1, 3, 0.5)
+    sac = DiscreteSAC(SACConfig(hidden_sizes=(16,), init_temperature=0.05, discount=0.0, target_entropy_ratio=0.5), 1, 3)
     state = sac.init(jax.random.PRNGKey(0))
     batch = Batch(jnp.zeros((6, 1)), jnp.arange(6) % 3, jnp.array([0.0, 1.0, 0.2] * 2), jnp.ones((6, 1)), jnp.ones(6))
     log_p = sac.log_probs(state.actor, batch.next_obs)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import mbrl_bench
-from mbrl_bench.baselines.api import EnvInfo, get_agent
+from mbrl_bench.baselines.api import EnvInfo, Transition, get_agent
 from mbrl_bench.baselines.common.sac import SAC, Batch, SACConfig, tanh_gaussian_log_prob, tanh_gaussian_sample
 from mbrl_bench.baselines.dyna_continuous import ContinuousDyna
 from mbrl_bench.baselines.omd import CONTINUOUS_DEFAULTS, DynaConfig
@@ -86,9 +85,7 @@ def test_updates_per_step_runs_that_many_updates() -> None:
     assert counts and all(c == 5 for c in counts)
 
 
-def test_sac_agent_refuses_discrete_and_rainbow_refuses_continuous() -> None:
-    with pytest.raises(UsageError, match="continuous"):
-        plan_cell("sac", "mbrl_bench/CartPoleDistractor-v0", steps=10, eval_every=10)
+def test_rainbow_refuses_continuous_actions() -> None:
     with pytest.raises(UsageError, match="discrete"):
         plan_cell("rainbow", "mbrl_bench/HalfCheetah-v0", steps=10, eval_every=10)
 
@@ -145,6 +142,8 @@ def test_omd_identity_gradient_equals_unrolled_plain_step_over_lr() -> None:
         ("sac", "mbrl_bench/Pusher-v0", {}),
         ("omd", "mbrl_bench/Pusher-v0", {"capacity": "width:4"}),
         ("mle-dyna", "mbrl_bench/Pusher-v0", {}),
+        ("sac", "mbrl_bench/CartPoleDistractor-v0", {}),
+        ("sac", "mbrl_bench/TwoStatePolytope-v0", {}),
     ],
 )
 def test_short_runs_finish_with_finite_curves(tmp_path, algo: str, env_id: str, kwargs: dict) -> None:
@@ -162,10 +161,22 @@ def test_short_runs_finish_with_finite_curves(tmp_path, algo: str, env_id: str, 
         assert last[metric] > 0
 
 
-def test_box_observations_required() -> None:
-    with pytest.raises(ValueError, match="continuous"):
-        get_agent("sac")(SACConfig(), _info("mbrl_bench/CartPoleDistractor-v0"))
-    assert isinstance(_info("mbrl_bench/Pusher-v0").action_space, gym.spaces.Box)
+def test_discrete_sac_reads_states_one_hot_and_acts_in_the_action_space() -> None:
+    """On a tabular id: the state index is read one-hot, actions are indices, uniform in the random phase
+    and the most probable one to evaluate; the target entropy is the ratio of log|A|."""
+    agent = get_agent("sac")(SACConfig(hidden_sizes=(8,), start_steps=5), _info("mbrl_bench/TwoStatePolytope-v0"))
+    assert agent.sac.target_entropy == pytest.approx(0.98 * np.log(2))
+    np.testing.assert_array_equal(agent.io.view(jnp.asarray([1, 0])), [[0.0, 1.0], [1.0, 0.0]])
+    state = agent.init(jax.random.PRNGKey(0))
+    keys = jax.random.split(jax.random.PRNGKey(1), 200)
+    explore = jax.vmap(lambda k: agent.act(state, jnp.asarray(1), k, True))(keys)
+    assert explore.dtype == jnp.int32 and set(np.unique(explore)) == {0, 1}
+    greedy = jax.vmap(lambda k: agent.act(state, jnp.asarray(1), k, False))(keys)
+    logits = agent.sac.actor_net.apply(state.learner.actor, agent.io.view(jnp.asarray(1)))
+    assert set(np.unique(greedy)) == {int(jnp.argmax(logits))}
+    step = Transition(jnp.asarray(0), jnp.asarray(1), jnp.asarray(0.5), jnp.asarray(1), jnp.asarray(False), jnp.asarray(False))
+    item = agent.io.replay_item(step)
+    assert item.action.dtype == jnp.int32 and int(item.action) == 1 and float(item.not_done) == 1.0
 
 
 @pytest.mark.parametrize("algo", ["sac", "omd"])

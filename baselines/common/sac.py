@@ -1,5 +1,5 @@
-"""Soft actor-critic (Haarnoja et al. 2018), the continuous learner shared by ``sac``, OMD and MLE-Dyna on
-continuous actions, MBPO and VIREL.
+"""Soft actor-critic (Haarnoja et al. 2018), the learner shared by ``sac``, OMD and MLE-Dyna on continuous
+actions, MBPO and VIREL, with its discrete-action form (``DiscreteSAC``, Christodoulou 2019).
 
 Written as jaxrl's SAC (Kostrikov 2021, github.com/ikostrikov/jaxrl), the code OMD's official MuJoCo agent
 is built on (github.com/evgenii-nikishin/omd, mujoco/jax_rl): a tanh-squashed Gaussian actor with a
@@ -30,10 +30,13 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import flax.linen as nn
+import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from mbrl_bench.baselines.common.spaces import encode, feature_dim, kept_dims
 
 LOG_STD_MIN = -10.0
 """Lower clip of the actor's log-std (jaxrl ``policies.LOG_STD_MIN``)."""
@@ -65,6 +68,9 @@ class SACConfig:
     target_entropy_scale: float = 0.5
     """Target entropy = -scale * |A|: 0.5 in jaxrl (``-action_dim / 2``), 1.0 in softlearning, MBPO and
     CleanRL."""
+    target_entropy_ratio: float = 0.98
+    """Discrete actions (``DiscreteSAC``): target entropy = ratio x log|A| (Christodoulou 2019: 0.98;
+    CleanRL's Atari SAC: 0.89)."""
     start_steps: int = 10_000
     """Uniformly random env steps before the first update; jaxrl ``start_training`` (CleanRL and MBPO:
     5000)."""
@@ -93,6 +99,8 @@ class SACConfig:
             raise ValueError(f"tau must be in (0, 1], got {self.tau!r}")
         if not 0.0 <= self.discount < 1.0:
             raise ValueError(f"discount must be in [0, 1), got {self.discount!r}")
+        if not 0.0 <= self.target_entropy_ratio <= 1.0:
+            raise ValueError(f"target_entropy_ratio must be in [0, 1], got {self.target_entropy_ratio!r}")
 
 
 class Batch(NamedTuple):
@@ -341,23 +349,18 @@ class DiscreteSAC(SAC):
     expectations over actions are exact sums instead of samples: the soft value
     V(s') = sum_a' pi(a'|s') (min_k Q'_k(s', a') - alpha log pi(a'|s')), the actor loss
     sum_a pi(a|s) (alpha log pi(a|s) - min_k Q_k(s, a)) and the entropy -sum_a pi log pi in the temperature
-    loss. The target entropy is ``target_entropy_ratio`` x log|A| (the paper: 0.98), positive, since a
-    categorical policy's entropy lies in [0, log|A|]. Actions in batches are integer indices. The
+    loss. The target entropy is the config's ``target_entropy_ratio`` x log|A| (the paper: 0.98), positive,
+    since a categorical policy's entropy lies in [0, log|A|]. Actions in batches are integer indices. The
     deterministic (evaluation) action is the most probable one.
     """
 
-    target_entropy_ratio: float = 0.98
-    """Target entropy as a fraction of the uniform policy's, log|A| (Christodoulou 2019: 0.98)."""
-
     def __post_init__(self) -> None:
-        if not 0.0 <= self.target_entropy_ratio <= 1.0:
-            raise ValueError(f"target_entropy_ratio must be in [0, 1], got {self.target_entropy_ratio!r}")
         if self.action_dim < 2:
             raise ValueError(f"a discrete SAC needs at least 2 actions, got {self.action_dim}")
 
     @property
     def target_entropy(self) -> float:
-        return self.target_entropy_ratio * math.log(self.action_dim)
+        return self.config.target_entropy_ratio * math.log(self.action_dim)
 
     @property
     def actor_net(self) -> _Dense:
@@ -437,27 +440,67 @@ class DiscreteSAC(SAC):
 
 @dataclass(frozen=True)
 class EnvAdapter:
-    """What a SAC-based agent does at the env boundary: the observation dims it reads, actions mapped
-    between [-1, 1]^|A| and the env's bounds, uniform actions in the initial random phase."""
+    """What a SAC-based agent does at the env boundary: the observation it reads (a Box's kept dims, a
+    Discrete state one-hot), actions mapped between the learner's space and the env's ([-1, 1]^|A| and the
+    env's bounds for a Box; a Discrete index as it is), uniform actions in the initial random phase.
+    Build it with ``for_spaces``."""
 
+    observation_space: gym.spaces.Space
     kept: np.ndarray
-    """Observation dims the learner reads (``spaces.kept_dims``)."""
+    """Columns of the encoded observation the learner reads (``spaces.kept_dims`` for a Box)."""
+    num_actions: int
+    """|A| of a Discrete action space; 0 for a Box."""
     centre: np.ndarray
+    """A Box's action centre and half-width (``action_bounds``); empty for Discrete actions."""
     half_width: np.ndarray
 
+    @classmethod
+    def for_spaces(
+        cls, observation_space: gym.spaces.Space, action_space: gym.spaces.Space, layout: dict, hide_position: bool
+    ) -> EnvAdapter:
+        """The adapter of an env with these spaces and task ``layout`` (``hide_position``: see SACConfig)."""
+        if isinstance(observation_space, gym.spaces.Discrete):
+            kept = np.arange(feature_dim(observation_space), dtype=np.int32)
+        else:
+            kept = kept_dims(feature_dim(observation_space), layout, hide_position)
+        if isinstance(action_space, gym.spaces.Discrete):
+            return cls(observation_space, kept, int(action_space.n), np.zeros(0), np.zeros(0))
+        return cls(observation_space, kept, 0, *action_bounds(action_space.low, action_space.high))
+
+    @property
+    def discrete(self) -> bool:
+        return self.num_actions > 0
+
+    @property
+    def obs_dim(self) -> int:
+        return len(self.kept)
+
+    @property
+    def action_dim(self) -> int:
+        """|A| for Discrete actions, the Box's dimension otherwise (the learners' ``action_dim``)."""
+        return self.num_actions if self.discrete else len(self.centre)
+
     def view(self, obs: jax.Array) -> jax.Array:
-        return jnp.asarray(obs, jnp.float32)[..., self.kept]
+        return encode(self.observation_space, jnp.asarray(obs))[..., self.kept]
+
+    def to_env(self, action: jax.Array) -> jax.Array:
+        return action if self.discrete else to_env_action(action, self.centre, self.half_width)
 
     def example_item(self) -> Batch:
         """A zero replay item, shaped as ``replay_item`` makes them."""
-        obs = jnp.zeros(len(self.kept))
-        return Batch(obs, jnp.zeros(self.centre.shape), jnp.zeros(()), obs, jnp.zeros(()))
+        obs = jnp.zeros(self.obs_dim)
+        action = jnp.zeros((), jnp.int32) if self.discrete else jnp.zeros(self.centre.shape)
+        return Batch(obs, action, jnp.zeros(()), obs, jnp.zeros(()))
 
     def replay_item(self, transition: Any) -> Batch:
-        """A real transition as the learner stores it (actions in [-1, 1], bootstrap through truncation)."""
+        """A real transition as the learner stores it (Box actions in [-1, 1], bootstrap through truncation)."""
+        if self.discrete:
+            action = jnp.asarray(transition.action, jnp.int32)
+        else:
+            action = from_env_action(jnp.asarray(transition.action, jnp.float32), self.centre, self.half_width)
         return Batch(
             self.view(transition.obs),
-            from_env_action(jnp.asarray(transition.action, jnp.float32), self.centre, self.half_width),
+            action,
             jnp.asarray(transition.reward, jnp.float32),
             self.view(transition.next_obs),
             1.0 - jnp.asarray(transition.terminated, jnp.float32),
@@ -466,11 +509,15 @@ class EnvAdapter:
     def act(
         self, sac: SAC, actor: Any, obs: jax.Array, key: jax.Array, explore: bool, random_phase: jax.Array
     ) -> jax.Array:
-        """An env action: tanh(mean) to evaluate; while training, uniform in the random phase, else sampled."""
+        """An env action: the deterministic one (tanh(mean), or the most probable) to evaluate; while
+        training, uniform in the random phase, else sampled from the policy."""
         obs = self.view(obs)
         if not explore:
-            return to_env_action(sac.deterministic(actor, obs), self.centre, self.half_width)
+            return self.to_env(sac.deterministic(actor, obs))
         k_policy, k_uniform = jax.random.split(key)
         policy_action, _ = sac.sample(actor, obs, k_policy)
-        uniform = jax.random.uniform(k_uniform, policy_action.shape, minval=-1.0, maxval=1.0)
-        return to_env_action(jnp.where(random_phase, uniform, policy_action), self.centre, self.half_width)
+        if self.discrete:
+            uniform = jax.random.randint(k_uniform, policy_action.shape, 0, self.num_actions, policy_action.dtype)
+        else:
+            uniform = jax.random.uniform(k_uniform, policy_action.shape, minval=-1.0, maxval=1.0)
+        return self.to_env(jnp.where(random_phase, uniform, policy_action))
