@@ -41,7 +41,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
-import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import optax
@@ -51,13 +50,10 @@ from mbrl_bench.baselines.common.sac import (
     SAC,
     Batch,
     DiscreteSAC,
+    EnvAdapter,
     SACConfig,
     SACState,
-    action_bounds,
-    from_env_action,
-    to_env_action,
 )
-from mbrl_bench.baselines.sac import check_continuous
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
 
@@ -97,6 +93,8 @@ class VirelConfig:
     """Uniformly random env steps before the first update; jaxrl ``start_training`` (as ``sac``)."""
     replay_capacity: int = 1_000_000
     """Replay size, capped at the run's budget as jaxrl sizes it (as ``sac``)."""
+    hide_position: bool = True
+    """The learner does not read the task's absolute x (Ant: x, y) position (as ``sac``: see SACConfig)."""
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -214,23 +212,11 @@ class VirelAgent(Agent):
     )
 
     def __init__(self, config: VirelConfig, env: EnvInfo, capacity: str = "full") -> None:
-        self.kind = action_kind(env.action_space)
-        if self.kind == "continuous":
-            check_continuous(self, env)
-        elif not isinstance(env.observation_space, gym.spaces.Box):
-            raise ValueError(
-                f"{self.name} needs vector (Box) observations, {env.env_id} has {env.observation_space}"
-            )
         super().__init__(config, env, capacity)
-        self.obs_dim = int(env.observation_space.shape[0])
-        if self.kind == "continuous":
-            self.action_dim = int(env.action_space.shape[0])
-            self.centre, self.half_width = action_bounds(env.action_space.low, env.action_space.high)
-            learner_cls: type[VirelSAC] = VirelSAC
-        else:
-            self.action_dim = int(env.action_space.n)
-            learner_cls = DiscreteVirelSAC
-        self.sac = learner_cls(config.sac_config(), self.obs_dim, self.action_dim, optimizer=config.optimizer)
+        self.kind = action_kind(env.action_space)
+        self.io = EnvAdapter.for_spaces(env.observation_space, env.action_space, env.task.layout, config.hide_position)
+        learner_cls: type[VirelSAC] = DiscreteVirelSAC if self.io.discrete else VirelSAC
+        self.sac = learner_cls(config.sac_config(), self.io.obs_dim, self.io.action_dim, optimizer=config.optimizer)
         self.replay_capacity = min(config.replay_capacity, env.budget or config.replay_capacity)
         self.metrics = METRICS[self.kind]
 
@@ -240,14 +226,7 @@ class VirelAgent(Agent):
         if self.kind == "discrete":  # the Boltzmann policy is exact: no actor to keep
             learner = learner._replace(actor={}, actor_opt=self.sac.optimizers()[0].init({}))
         learner = learner._replace(log_alpha=jnp.asarray(math.log(self.config.eps_floor), jnp.float32))
-        example = Batch(
-            jnp.zeros(self.obs_dim),
-            jnp.zeros((), jnp.int32) if self.kind == "discrete" else jnp.zeros(self.action_dim),
-            jnp.zeros(()),
-            jnp.zeros(self.obs_dim),
-            jnp.zeros(()),
-        )
-        return VirelState(learner, replay_init(example, self.replay_capacity), jnp.zeros((), jnp.int32))
+        return VirelState(learner, replay_init(self.io.example_item(), self.replay_capacity), jnp.zeros((), jnp.int32))
 
     # ---- the temperature -------------------------------------------------------------------------
     def temperature(
@@ -266,43 +245,23 @@ class VirelAgent(Agent):
 
     def action_probs(self, state: VirelState, obs: jax.Array) -> jax.Array:
         """Discrete actions: the Boltzmann policy softmax(min_k Q_k(s, .) / eps_w) that ``act`` samples."""
-        obs = jnp.asarray(obs, jnp.float32)
+        obs = self.io.view(obs)
         return jax.nn.softmax(self.sac.logits(state.learner.critic, obs, jnp.exp(state.learner.log_alpha)))
 
     # ---- acting ----------------------------------------------------------------------------------
     def act(self, state: VirelState, obs: jax.Array, key: jax.Array, explore: bool) -> jax.Array:
-        obs = jnp.asarray(obs, jnp.float32)
         learner = state.learner
-        k_policy, k_uniform = jax.random.split(key)
         warmup = state.steps < self.config.start_steps
-        if self.kind == "discrete":
-            logits = self.sac.logits(learner.critic, obs, jnp.exp(learner.log_alpha))
-            if not explore:
-                return jnp.argmax(logits, axis=-1).astype(jnp.int32)
-            uniform = jax.random.randint(k_uniform, obs.shape[:-1], 0, self.action_dim)
-            return jnp.where(warmup, uniform, jax.random.categorical(k_policy, logits)).astype(jnp.int32)
+        if not self.io.discrete:
+            return self.io.act(self.sac, learner.actor, obs, key, explore, warmup)
+        logits = self.sac.logits(learner.critic, self.io.view(obs), jnp.exp(learner.log_alpha))
         if not explore:
-            return to_env_action(self.sac.deterministic(learner.actor, obs), self.centre, self.half_width)
-        policy_action, _ = self.sac.sample(learner.actor, obs, k_policy)
-        uniform = jax.random.uniform(k_uniform, policy_action.shape, minval=-1.0, maxval=1.0)
-        return to_env_action(jnp.where(warmup, uniform, policy_action), self.centre, self.half_width)
+            return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+        k_policy, k_uniform = jax.random.split(key)
+        uniform = jax.random.randint(k_uniform, logits.shape[:-1], 0, self.io.num_actions)
+        return jnp.where(warmup, uniform, jax.random.categorical(k_policy, logits)).astype(jnp.int32)
 
     # ---- learning --------------------------------------------------------------------------------
-    def _item(self, transition: Transition) -> Batch:
-        if self.kind == "discrete":
-            action = jnp.asarray(transition.action, jnp.int32)
-        else:
-            action = from_env_action(
-                jnp.asarray(transition.action, jnp.float32), self.centre, self.half_width
-            )
-        return Batch(
-            jnp.asarray(transition.obs, jnp.float32),
-            action,
-            jnp.asarray(transition.reward, jnp.float32),
-            jnp.asarray(transition.next_obs, jnp.float32),
-            1.0 - jnp.asarray(transition.terminated, jnp.float32),
-        )
-
     def learn(
         self, learner: SACState, replay: Replay, key: jax.Array, step: jax.Array, eps_w: jax.Array
     ) -> tuple[SACState, dict[str, jax.Array]]:
@@ -336,7 +295,7 @@ class VirelAgent(Agent):
     def update(
         self, state: VirelState, transition: Transition, key: jax.Array, step: jax.Array
     ) -> tuple[VirelState, dict[str, jax.Array]]:
-        replay = replay_add(state.replay, self._item(transition))
+        replay = replay_add(state.replay, self.io.replay_item(transition))
         last_eps = jnp.exp(state.learner.log_alpha)
 
         # Only the learner passes through the cond (the replay is read, not returned): a buffer threaded

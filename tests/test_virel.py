@@ -47,10 +47,10 @@ def _hand_made_discrete_critic(agent: VirelAgent, q: np.ndarray) -> dict:
 def _discrete_batch(agent: VirelAgent, actions: list[int], rewards: list[float]) -> Batch:
     n = len(actions)
     return Batch(
-        jnp.zeros((n, agent.obs_dim)),
+        jnp.zeros((n, agent.io.obs_dim)),
         jnp.asarray(actions, jnp.int32),
         jnp.asarray(rewards, jnp.float32),
-        jnp.zeros((n, agent.obs_dim)),
+        jnp.zeros((n, agent.io.obs_dim)),
         jnp.ones(n),
     )
 
@@ -67,7 +67,7 @@ def test_discrete_policy_is_softmax_of_q_over_eps() -> None:
     assert float(eps) == float(used) == pytest.approx(0.5 * 1.0 * 0.625, rel=1e-6)  # (c/p) MSBE, p = 2
 
     state = state._replace(learner=learner._replace(log_alpha=jnp.log(used)))
-    obs = jnp.zeros(agent.obs_dim)
+    obs = jnp.zeros(agent.io.obs_dim)
     expected = np.exp(q / 0.3125) / np.exp(q / 0.3125).sum()
     np.testing.assert_allclose(np.asarray(agent.action_probs(state, obs)), expected, rtol=1e-5)
     keys = jax.random.split(jax.random.PRNGKey(2), 4000)
@@ -99,10 +99,10 @@ def test_continuous_eps_is_the_msbe_of_a_target_without_entropy() -> None:
     k = jax.random.split(jax.random.PRNGKey(1), 5)
     n = 64
     batch = Batch(
-        jax.random.normal(k[0], (n, agent.obs_dim)),
-        jax.random.uniform(k[1], (n, agent.action_dim), minval=-1.0, maxval=1.0),
+        jax.random.normal(k[0], (n, agent.io.obs_dim)),
+        jax.random.uniform(k[1], (n, agent.io.action_dim), minval=-1.0, maxval=1.0),
         jax.random.normal(k[2], (n,)),
-        jax.random.normal(k[3], (n, agent.obs_dim)),
+        jax.random.normal(k[3], (n, agent.io.obs_dim)),
         (jax.random.uniform(k[4], (n,)) > 0.3).astype(jnp.float32),
     )
     key = jax.random.PRNGKey(2)
@@ -146,10 +146,10 @@ def test_e_step_and_m_step_scale_their_gradients_by_eps_and_eps_squared(eps: flo
     k = jax.random.split(jax.random.PRNGKey(1), 4)
     n = 32
     batch = Batch(
-        jax.random.normal(k[0], (n, agent.obs_dim)),
-        jax.random.uniform(k[1], (n, agent.action_dim), minval=-1.0, maxval=1.0),
+        jax.random.normal(k[0], (n, agent.io.obs_dim)),
+        jax.random.uniform(k[1], (n, agent.io.action_dim), minval=-1.0, maxval=1.0),
         jax.random.normal(k[2], (n,)),
-        jax.random.normal(k[3], (n, agent.obs_dim)),
+        jax.random.normal(k[3], (n, agent.io.obs_dim)),
         jnp.ones(n),
     )
     key = jax.random.PRNGKey(2)
@@ -178,7 +178,7 @@ def test_e_step_and_m_step_scale_their_gradients_by_eps_and_eps_squared(eps: flo
 
 
 def _transition(agent: VirelAgent, reward: float) -> Transition:
-    return Transition(jnp.zeros(agent.obs_dim), jnp.asarray(1), jnp.asarray(reward), jnp.zeros(agent.obs_dim),
+    return Transition(jnp.zeros(agent.io.obs_dim), jnp.asarray(1), jnp.asarray(reward), jnp.zeros(agent.io.obs_dim),
                       jnp.asarray(False), jnp.asarray(False))  # fmt: skip
 
 
@@ -194,7 +194,7 @@ def test_zero_or_nonfinite_eps_leaves_the_policy_defined_and_reports_the_diverge
     assert float(eps) == 0.0 and float(used) == pytest.approx(agent.config.eps_floor, rel=1e-6)
     floored = state._replace(learner=state.learner._replace(log_alpha=jnp.log(used)))
     np.testing.assert_array_equal(
-        np.asarray(agent.action_probs(floored, jnp.zeros(agent.obs_dim))), [0.0, 1.0]
+        np.asarray(agent.action_probs(floored, jnp.zeros(agent.io.obs_dim))), [0.0, 1.0]
     )
     # A NaN Bellman error: the metric says so (the harness then stops the seed as diverged), the state and
     # the policy stay finite.
@@ -204,7 +204,7 @@ def test_zero_or_nonfinite_eps_leaves_the_policy_defined_and_reports_the_diverge
     assert np.isnan(float(metrics["eps_w"]))
     assert float(state.learner.log_alpha) == pytest.approx(np.log(agent.config.eps_floor))
     for explore in (True, False):
-        assert int(agent.act(state, jnp.zeros(agent.obs_dim), jax.random.PRNGKey(3), explore)) in (0, 1)
+        assert int(agent.act(state, jnp.zeros(agent.io.obs_dim), jax.random.PRNGKey(3), explore)) in (0, 1)
 
 
 def test_config_defaults_per_action_kind_and_bad_values() -> None:
