@@ -31,7 +31,9 @@ the current length skipped by a ``lax.cond`` on the unbatched step), the G SAC u
 
 Per-env presets (``PRESETS``, official ``examples/config/``): Hopper 20 updates per step, target entropy
 -1, schedule [20, 150, 1, 15]; HalfCheetah 40, -3, [20, 150, 1, 1]; Walker2d 20, -3, [20, 150, 1, 1];
-Ant 20, -4, [20, 100, 1, 25] (the official Ant truncates its observation to 27 dims; ours keeps all 107).
+Ant 20, -4, [20, 100, 1, 25] (the official Ant truncates its observation to 27 dims; ours keeps all 107 but
+x, y). As in the official code's gym v2 envs, the SAC and the ensemble do not read the absolute x (Ant: x,
+y) position (``hide_position``).
 Distractor variants take their base env's preset. Every other env (ours, no official setting): 20 updates
 per step, target entropy -|A| (softlearning) on Box actions or 0.98 log|A| on discrete ones (Christodoulou
 2019), schedule [20, 100, 1, 1]. A config field left at None takes the preset; ``--set`` overrides it.
@@ -59,17 +61,15 @@ import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import optax
-from mbrl_bench.baselines.api import Agent, EnvInfo, Transition, action_kind, register_agent
+from mbrl_bench.baselines.api import Agent, EnvInfo, Transition, register_agent
 from mbrl_bench.baselines.common.replay import Replay, replay_add, replay_get, replay_init, replay_size, sample_uniform
 from mbrl_bench.baselines.common.sac import (
     SAC,
     Batch,
     DiscreteSAC,
+    EnvAdapter,
     SACConfig,
     SACState,
-    action_bounds,
-    from_env_action,
-    to_env_action,
 )
 
 from mbrl_bench.models.capacity import parse_capacity
@@ -177,6 +177,10 @@ class MBPOConfig:
     model_max_epochs: int | None = None
     """Cap on epochs per retrain (official: none, early stopping only); the metric ``model_hit_limit``
     says when a retrain stopped at it."""
+    hide_position: bool = True
+    """The SAC and the ensemble do not read the task's absolute x (Ant: x, y) position, which the official
+    code's gym v2 envs exclude from the observation (``exclude_current_positions_from_observation``); the
+    termination functions read heights and angles, never x, so rollouts pass them x = 0."""
 
     def __post_init__(self) -> None:
         positive = ("batch_size", "rollouts_per_step", "epoch_length", "model_retain_epochs",
@@ -224,12 +228,11 @@ class MBPOAgent(Agent):
     description: ClassVar[str] = "MBPO: SAC on branched rollouts of a Gaussian ensemble, official per-env settings"
 
     def __init__(self, config: MBPOConfig, env: EnvInfo, capacity: str = "full") -> None:
-        kind = action_kind(env.action_space)
         if not isinstance(env.observation_space, gym.spaces.Box) or len(env.observation_space.shape) != 1:
             raise ValueError(f"mbpo needs flat vector (Box) observations, {env.env_id} has {env.observation_space}")
         super().__init__(config, env, capacity)
-        self.discrete = kind == "discrete"
-        self.obs_dim = int(env.observation_space.shape[0])
+        self.io = EnvAdapter.for_spaces(env.observation_space, env.action_space, env.task.layout, config.hide_position)
+        self.discrete, self.obs_dim, self.action_dim = self.io.discrete, self.io.obs_dim, self.io.action_dim
         preset = preset_for(env.env_id)
         self.updates_per_step = config.updates_per_step or preset.updates_per_step
         self.schedule: Schedule = tuple(config.rollout_schedule or preset.rollout_schedule)  # type: ignore[assignment]
@@ -249,11 +252,8 @@ class MBPOAgent(Agent):
             replay_capacity=self.replay_capacity,
         )
         if self.discrete:
-            self.action_dim = int(env.action_space.n)
             self.sac: SAC = DiscreteSAC(sac_config, self.obs_dim, self.action_dim)
         else:
-            self.action_dim = int(env.action_space.shape[0])
-            self.centre, self.half_width = action_bounds(env.action_space.low, env.action_space.high)
             target = config.target_entropy if config.target_entropy is not None else preset.target_entropy
             target = -float(self.action_dim) if target is None else target
             scale = -target / self.action_dim  # SACConfig states the target as -scale x |A|
@@ -283,10 +283,6 @@ class MBPOAgent(Agent):
         self.n_real = int(config.batch_size * config.real_ratio)
 
     # ---- state ----------------------------------------------------------------------------------
-    def _example(self) -> Batch:
-        action = jnp.zeros((), jnp.int32) if self.discrete else jnp.zeros(self.action_dim)
-        return Batch(jnp.zeros(self.obs_dim), action, jnp.zeros(()), jnp.zeros(self.obs_dim), jnp.zeros(()))
-
     def _empty_model_info(self) -> dict[str, jax.Array]:
         info = {"model_holdout_loss": jnp.zeros(()), "model_epochs": jnp.zeros(()), "model_hit_limit": jnp.zeros(())}
         return info | {f"elite_m{i}": jnp.zeros(()) for i in range(self.config.ensemble_size)}
@@ -298,28 +294,16 @@ class MBPOAgent(Agent):
             learner=self.sac.init(k_sac),
             model=model,
             model_opt=self.trainer.init_optimizer(model),
-            replay=replay_init(self._example(), self.replay_capacity),
-            pool=replay_init(self._example(), self.pool_capacity),
+            replay=replay_init(self.io.example_item(), self.replay_capacity),
+            pool=replay_init(self.io.example_item(), self.pool_capacity),
             steps=jnp.zeros((), jnp.int32),
             model_info=self._empty_model_info(),
         )
 
     # ---- acting ---------------------------------------------------------------------------------
-    def _env_action(self, action: jax.Array) -> jax.Array:
-        return action if self.discrete else to_env_action(action, self.centre, self.half_width)
-
     def act(self, state: MBPOState, obs: jax.Array, key: jax.Array, explore: bool) -> jax.Array:
-        obs = jnp.asarray(obs, jnp.float32)
-        if not explore:
-            return self._env_action(self.sac.deterministic(state.learner.actor, obs))
-        k_policy, k_uniform = jax.random.split(key)
-        policy_action, _ = self.sac.sample(state.learner.actor, obs, k_policy)
-        if self.discrete:
-            uniform = jax.random.randint(k_uniform, policy_action.shape, 0, self.action_dim)
-        else:
-            uniform = jax.random.uniform(k_uniform, policy_action.shape, minval=-1.0, maxval=1.0)
-        action = jnp.where(state.steps < self.config.start_steps, uniform, policy_action)
-        return self._env_action(action)
+        random_phase = state.steps < self.config.start_steps
+        return self.io.act(self.sac, state.learner.actor, obs, key, explore, random_phase)
 
     # ---- pieces ---------------------------------------------------------------------------------
     def epoch(self, step: jax.Array) -> jax.Array:
@@ -357,11 +341,12 @@ class MBPOAgent(Agent):
             k_act, k_model = jax.random.split(k)
             action, _ = self.sac.sample(actor, obs, k_act)
             next_obs, reward = self.dynamics.step_balanced(model, obs, action, k_model)
-            terminated = termination(obs, self._env_action(action), next_obs).astype(bool)
+            terminated = termination(self.io.unview(obs), self.io.to_env(action), self.io.unview(next_obs))
+            terminated = terminated.astype(bool)
             return action, reward.astype(jnp.float32), next_obs.astype(jnp.float32), terminated
 
         def skipped(obs: jax.Array, k: jax.Array) -> tuple[jax.Array, ...]:
-            action = self._example().action
+            action = self.io.example_item().action
             action = jnp.zeros((n, *action.shape), action.dtype)
             return action, jnp.zeros(n), obs, jnp.ones(n, bool)
 
@@ -407,17 +392,7 @@ class MBPOAgent(Agent):
     def update(
         self, state: MBPOState, transition: Transition, key: jax.Array, step: jax.Array
     ) -> tuple[MBPOState, dict[str, jax.Array]]:
-        if self.discrete:
-            action = jnp.asarray(transition.action, jnp.int32)
-        else:
-            action = from_env_action(jnp.asarray(transition.action, jnp.float32), self.centre, self.half_width)
-        item = Batch(
-            jnp.asarray(transition.obs, jnp.float32),
-            action,
-            jnp.asarray(transition.reward, jnp.float32),
-            jnp.asarray(transition.next_obs, jnp.float32),
-            1.0 - jnp.asarray(transition.terminated, jnp.float32),
-        )
+        item = self.io.replay_item(transition)
         state = state._replace(replay=replay_add(state.replay, item), steps=state.steps + 1)
         return jax.lax.cond(step >= self.config.start_steps, self._learn, self._idle, state, key, step)
 

@@ -12,7 +12,7 @@ import pytest
 import mbrl_bench
 from mbrl_bench.baselines.api import EnvInfo
 from mbrl_bench.baselines.common.replay import Replay
-from mbrl_bench.baselines.common.sac import Batch, DiscreteSAC, SACConfig
+from mbrl_bench.baselines.common.sac import Batch, DiscreteSAC, EnvAdapter, SACConfig
 from mbrl_bench.baselines.mbpo import MBPOAgent, MBPOConfig, preset_for, rollout_length
 from mbrl_bench.harness import plan_cell, run_cell
 
@@ -79,7 +79,7 @@ UNIT = SMALL | dict(ensemble_size=6, num_elites=3, model_lr=1e-9, model_max_epoc
 def unit():
     info = _info(HOPPER)
     # A termination that fires on about a third of the model's next states, deterministically per state.
-    fires = lambda obs, action, next_obs: jnp.sin(1e3 * next_obs[..., 0]) > 0.5
+    fires = lambda obs, action, next_obs: jnp.sin(1e3 * next_obs[..., 1]) > 0.5  # z: x (dim 0) is hidden
     info = dataclasses.replace(info, task=dataclasses.replace(info.task, termination_fn=fires))
     agent = MBPOAgent(MBPOConfig(**UNIT), info)
     return agent, _filled(agent, jax.random.PRNGKey(0), n=500, reward=1.0), jax.jit(agent.rollout)
@@ -157,3 +157,20 @@ def test_short_runs_finish_with_finite_curves(tmp_path, env_id: str) -> None:
         assert last["critic_loss"] > 0 and last["model_holdout_loss"] > 0 and last["model_epochs"] >= 1
         # 2 elites at each of the 51 learning steps (100..150); the row averages over all 150 steps
         assert sum(last[f"elite_m{i}"] for i in range(4)) == pytest.approx(2.0 * 51 / 150, rel=1e-4)
+
+
+@pytest.mark.parametrize("env_id", [HOPPER, "mbrl_bench/Walker2d-v0", "mbrl_bench/Ant-v0"])
+def test_the_true_termination_reads_the_same_without_the_hidden_position(env_id: str) -> None:
+    """Rollouts pass the termination function the learner's view with x (Ant: x, y) set to 0."""
+    info = _info(env_id)
+    io = EnvAdapter.for_spaces(info.observation_space, info.action_space, info.task.layout, hide_position=True)
+    d = info.observation_space.shape[0]
+    k = jax.random.split(jax.random.PRNGKey(0), 3)
+    obs = jax.random.normal(k[0], (2000, d)).at[:, 0].mul(100.0)
+    next_obs = (obs + 0.3 * jax.random.normal(k[1], (2000, d))).at[:, :3].add(1.0)
+    action = jax.random.uniform(k[2], (2000, info.action_space.shape[0]), minval=-1.0, maxval=1.0)
+    done = np.asarray(info.task.termination_fn(obs, action, next_obs))
+    assert 0 < done.mean() < 1
+    seen = info.task.termination_fn(io.unview(io.view(obs)), action, io.unview(io.view(next_obs)))
+    np.testing.assert_array_equal(np.asarray(seen), done)
+    assert io.obs_dim < d

@@ -11,6 +11,7 @@ import mbrl_bench
 from mbrl_bench.baselines.api import EnvInfo, Transition, get_agent
 from mbrl_bench.baselines.common.sac import SAC, Batch, SACConfig, tanh_gaussian_log_prob, tanh_gaussian_sample
 from mbrl_bench.baselines.dyna_continuous import ContinuousDyna
+from mbrl_bench.baselines.mbpo import MBPOConfig
 from mbrl_bench.baselines.omd import CONTINUOUS_DEFAULTS, DynaConfig
 from mbrl_bench.baselines.virel import VirelConfig
 from mbrl_bench.harness import plan_cell, run_cell
@@ -180,7 +181,7 @@ def test_discrete_sac_reads_states_one_hot_and_acts_in_the_action_space() -> Non
     assert item.action.dtype == jnp.int32 and int(item.action) == 1 and float(item.not_done) == 1.0
 
 
-@pytest.mark.parametrize("algo", ["sac", "omd", "virel"])
+@pytest.mark.parametrize("algo", ["sac", "omd", "virel", "mbpo"])
 def test_the_learner_does_not_read_the_absolute_position(algo: str) -> None:
     """HalfCheetah-v0 observes x (dim 0) so rewards are functions of (s, a, s'); the learners skip it as
     the stock env (which the reference code ran on) hides it, unless hide_position is off."""
@@ -189,6 +190,7 @@ def test_the_learner_does_not_read_the_absolute_position(algo: str) -> None:
         "sac": lambda **kw: SACConfig(hidden_sizes=(8,), **kw),
         "omd": lambda **kw: DynaConfig(**{**CONTINUOUS_DEFAULTS, "hidden_dim": 8, **kw}),
         "virel": lambda **kw: VirelConfig(hidden_sizes=(8,), **kw),
+        "mbpo": lambda **kw: MBPOConfig(hidden_sizes=(8,), model_hidden_sizes=(8,), rollouts_per_step=1, **kw),
     }
     make = lambda **kw: get_agent(algo)(configs[algo](**kw), info)
     agent = make()

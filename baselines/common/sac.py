@@ -483,6 +483,12 @@ class EnvAdapter:
     def view(self, obs: jax.Array) -> jax.Array:
         return encode(self.observation_space, jnp.asarray(obs))[..., self.kept]
 
+    def unview(self, obs: jax.Array) -> jax.Array:
+        """Learner observations of a Box back in the env's layout with the hidden dims 0: for task
+        functions that never read them (the MuJoCo termination functions read heights and angles, not x)."""
+        full = jnp.zeros((*obs.shape[:-1], feature_dim(self.observation_space)), obs.dtype)
+        return full.at[..., self.kept].set(obs)
+
     def to_env(self, action: jax.Array) -> jax.Array:
         return action if self.discrete else to_env_action(action, self.centre, self.half_width)
 
