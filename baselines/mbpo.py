@@ -12,7 +12,8 @@ Per env step (from env step ``start_steps`` on; uniform random actions before it
    from states drawn uniformly from the real buffer and run ``k`` model steps with actions sampled from
    the current stochastic policy, each transition from a uniformly random elite with a Gaussian sample,
    the learned reward and the task's TRUE termination function (the official static termination
-   functions); a branch stops after its terminal transition. ``k`` follows the rollout schedule
+   functions; on Gymnasium ids without one, a classifier learned at each retrain,
+   ``mbrl_bench.models.termination``); a branch stops after its terminal transition. ``k`` follows the rollout schedule
    [start epoch, end epoch, min len, max len] (official ``set_rollout_length``; an epoch is
    ``epoch_length`` env steps counted from the end of the initial random phase, as the official epoch
    loop starts after its initial exploration);
@@ -74,6 +75,7 @@ from mbrl_bench.baselines.common.sac import (
 
 from mbrl_bench.models.capacity import parse_capacity
 from mbrl_bench.models.dynamics import DynamicsModel, ModelConfig, ModelParams, Transitions
+from mbrl_bench.models.termination import Labelled, TerminationConfig, TerminationModel
 from mbrl_bench.models.training import ModelTrainer, TrainConfig
 
 Schedule = tuple[int, int, int, int]
@@ -177,6 +179,10 @@ class MBPOConfig:
     model_max_epochs: int | None = None
     """Cap on epochs per retrain (official: none, early stopping only); the metric ``model_hit_limit``
     says when a retrain stopped at it."""
+    termination_steps: int = 250
+    """On ids without a true termination function (Gymnasium ids not mbrl-bench's): Adam steps per retrain
+    of the learned termination classifier that ends rollouts there (``mbrl_bench.models.termination``; ours,
+    the official code has a static function per env)."""
     hide_position: bool = True
     """The SAC and the ensemble do not read the task's absolute x (Ant: x, y) position, which the official
     code's gym v2 envs exclude from the observation (``exclude_current_positions_from_observation``); the
@@ -215,6 +221,8 @@ class MBPOState(NamedTuple):
     steps: jax.Array
     model_info: dict[str, jax.Array]
     """The last retrain's held-out loss, epochs, limit flag and elite indicators (reported every step)."""
+    termination: tuple[Any, ...]
+    """The learned termination's parameters and Adam state; () where the task's true termination is used."""
 
 
 @register_agent
@@ -276,6 +284,11 @@ class MBPOAgent(Agent):
                 bootstrap=True,
             ),
         )
+        self.termination = None
+        """The learned termination classifier, on ids without a true termination function."""
+        if not env.task.true_functions:
+            classifier = TerminationConfig(steps=config.termination_steps)
+            self.termination = TerminationModel(classifier, self.obs_dim, self.action_dim, self.discrete)
         last_epoch = ((env.budget or 10**9) - config.start_steps) // config.epoch_length
         self.horizon = max(int(rollout_length(self.schedule, max(last_epoch, 0))), 1)
         """Static scan length: the longest rollout the run reaches within its budget."""
@@ -285,6 +298,8 @@ class MBPOAgent(Agent):
     # ---- state ----------------------------------------------------------------------------------
     def _empty_model_info(self) -> dict[str, jax.Array]:
         info = {"model_holdout_loss": jnp.zeros(()), "model_epochs": jnp.zeros(()), "model_hit_limit": jnp.zeros(())}
+        if self.termination is not None:
+            info["termination_loss"] = jnp.zeros(())
         return info | {f"elite_m{i}": jnp.zeros(()) for i in range(self.config.ensemble_size)}
 
     def init(self, key: jax.Array) -> MBPOState:
@@ -298,6 +313,7 @@ class MBPOAgent(Agent):
             pool=replay_init(self.io.example_item(), self.pool_capacity),
             steps=jnp.zeros((), jnp.int32),
             model_info=self._empty_model_info(),
+            termination=() if self.termination is None else self.termination.init(jax.random.fold_in(k_model, 1)),
         )
 
     # ---- acting ---------------------------------------------------------------------------------
@@ -322,7 +338,15 @@ class MBPOAgent(Agent):
             "model_epochs": fit.epochs.astype(jnp.float32),
             "model_hit_limit": (fit.epochs >= limit).astype(jnp.float32) if limit else jnp.zeros(()),
         } | {f"elite_m{i}": is_elite[i] for i in range(self.config.ensemble_size)}
-        return state._replace(model=model, model_opt=model_opt, model_info=info)
+        termination = state.termination
+        if self.termination is not None:
+            labelled = Labelled(data.obs, data.action, data.next_obs, 1.0 - data.not_done)
+            key_term = jax.random.fold_in(key, 1)
+            *termination, info["termination_loss"] = self.termination.fit(
+                *termination, labelled, replay_size(state.replay), key_term
+            )
+            termination = tuple(termination)
+        return state._replace(model=model, model_opt=model_opt, model_info=info, termination=termination)
 
     def rollout(self, state: MBPOState, key: jax.Array, length: jax.Array) -> tuple[Batch, jax.Array]:
         """``rollouts_per_step`` branches of up to ``length`` model steps from uniform real states.
@@ -341,7 +365,10 @@ class MBPOAgent(Agent):
             k_act, k_model = jax.random.split(k)
             action, _ = self.sac.sample(actor, obs, k_act)
             next_obs, reward = self.dynamics.step_balanced(model, obs, action, k_model)
-            terminated = termination(self.io.unview(obs), self.io.to_env(action), self.io.unview(next_obs))
+            if self.termination is None:
+                terminated = termination(self.io.unview(obs), self.io.to_env(action), self.io.unview(next_obs))
+            else:
+                terminated = self.termination.terminated(state.termination[0], obs, action, next_obs)
             terminated = terminated.astype(bool)
             return action, reward.astype(jnp.float32), next_obs.astype(jnp.float32), terminated
 

@@ -144,8 +144,9 @@ def test_discrete_sac_target_is_the_exact_expectation_and_it_learns_a_bandit() -
     assert float(info["alpha"]) > 0 and sac.target_entropy == pytest.approx(0.5 * np.log(3))
 
 
-@pytest.mark.parametrize("env_id", [HOPPER, CARTPOLE])
+@pytest.mark.parametrize("env_id", [HOPPER, CARTPOLE, "CartPole-v1"])
 def test_short_runs_finish_with_finite_curves(tmp_path, env_id: str) -> None:
+    """CartPole-v1 is a plain Gymnasium id: no true termination, so mbpo learns one."""
     spec = plan_cell("mbpo", env_id, seeds=2, steps=150, eval_every=150, eval_episodes=1, overrides=SMALL,
                      capacity="width:8")  # fmt: skip
     result = run_cell(spec, tmp_path)
@@ -157,6 +158,9 @@ def test_short_runs_finish_with_finite_curves(tmp_path, env_id: str) -> None:
         assert last["critic_loss"] > 0 and last["model_holdout_loss"] > 0 and last["model_epochs"] >= 1
         # 2 elites at each of the 51 learning steps (100..150); the row averages over all 150 steps
         assert sum(last[f"elite_m{i}"] for i in range(4)) == pytest.approx(2.0 * 51 / 150, rel=1e-4)
+        assert ("termination_loss" in last) == (env_id == "CartPole-v1")
+        if env_id == "CartPole-v1":
+            assert last["termination_loss"] > 0
 
 
 @pytest.mark.parametrize("env_id", [HOPPER, "mbrl_bench/Walker2d-v0", "mbrl_bench/Ant-v0"])
