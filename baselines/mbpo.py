@@ -75,7 +75,7 @@ from mbrl_bench.baselines.common.sac import (
 
 from mbrl_bench.models.capacity import parse_capacity
 from mbrl_bench.models.dynamics import DynamicsModel, ModelConfig, ModelParams, Transitions
-from mbrl_bench.models.termination import Labelled, TerminationConfig, TerminationModel
+from mbrl_bench.models.termination import Labelled, TerminationConfig, TerminationModel, TerminationState
 from mbrl_bench.models.training import ModelTrainer, TrainConfig
 
 Schedule = tuple[int, int, int, int]
@@ -221,8 +221,8 @@ class MBPOState(NamedTuple):
     steps: jax.Array
     model_info: dict[str, jax.Array]
     """The last retrain's held-out loss, epochs, limit flag and elite indicators (reported every step)."""
-    termination: tuple[Any, ...]
-    """The learned termination's parameters and Adam state; () where the task's true termination is used."""
+    termination: TerminationState | tuple[()]
+    """The learned termination's state; () where the task's true termination is used."""
 
 
 @register_agent
@@ -342,10 +342,9 @@ class MBPOAgent(Agent):
         if self.termination is not None:
             labelled = Labelled(data.obs, data.action, data.next_obs, 1.0 - data.not_done)
             key_term = jax.random.fold_in(key, 1)
-            *termination, info["termination_loss"] = self.termination.fit(
-                *termination, labelled, replay_size(state.replay), key_term
+            termination, info["termination_loss"] = self.termination.fit(
+                termination, labelled, replay_size(state.replay), key_term
             )
-            termination = tuple(termination)
         return state._replace(model=model, model_opt=model_opt, model_info=info, termination=termination)
 
     def rollout(self, state: MBPOState, key: jax.Array, length: jax.Array) -> tuple[Batch, jax.Array]:
@@ -368,7 +367,7 @@ class MBPOAgent(Agent):
             if self.termination is None:
                 terminated = termination(self.io.unview(obs), self.io.to_env(action), self.io.unview(next_obs))
             else:
-                terminated = self.termination.terminated(state.termination[0], obs, action, next_obs)
+                terminated = self.termination.terminated(state.termination, obs, action, next_obs)
             terminated = terminated.astype(bool)
             return action, reward.astype(jnp.float32), next_obs.astype(jnp.float32), terminated
 

@@ -46,12 +46,16 @@ that completes its samples: a ``lax.cond`` on the unbatched step at ``init_sampl
   transition; a non-terminated path bootstraps from the baseline's value of its last next state
   (mjrl: of its last state, which is all its paths store). Input scales below 1e-8 become 1 (mjrl adds
   1e-8), so a feature constant in the data cannot blow up at rollout time.
+  On Gymnasium ids without true task functions both are learned: the reward by the ensemble's reward
+  output on (s, a), fitted beside the dynamics on the reward shifted and scaled as the targets are
+  (mjrl's ``learn_reward`` fits a separate network of (s, a, s')), and the termination by a classifier
+  of (s, a, s') refitted every iteration (``mbrl_bench.models.termination``).
 - **Observation.** Our MuJoCo ids observe the x position (rewards are functions of (s, a, s')); mjrl's
   Hopper-v3 does not. The policy and the baseline skip the task's ``x_position``/``y_position`` dims
   (``hide_position_from_policy``); the models predict them.
 - **Model init** is MBPO's truncated normal (``mbrl_bench.models``) where torch uses uniform
   +-1/sqrt(fan_in): the same scale up to 25%. The shared network carries a reward output that is never
-  trained nor read (the reward is known).
+  trained nor read where the reward is known.
 - **Init-state buffer** holds the first ``init_states_capacity`` (default 20K) episodes' starts before
   it overwrites the oldest: never pruned in any run with fewer episodes.
 
@@ -79,6 +83,7 @@ from mbrl_bench.baselines.common.npg import (
     npg_step,
 )
 from mbrl_bench.models import DynamicsModel, InputStats, ModelConfig, ModelParams
+from mbrl_bench.models.termination import Labelled, TerminationConfig, TerminationModel, TerminationState
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,9 @@ class PALConfig:
     """Model paths shorter than this are dropped (C: ``ModelBasedNPG.train_step``)."""
     init_states_capacity: int = 20_000
     """Init-state buffer slots (no mjrl counterpart: its list grows without bound)."""
+    termination_steps: int = 250
+    """On ids without true task functions (Gymnasium ids not mbrl-bench's): Adam steps per iteration of
+    the learned termination classifier (``mbrl_bench.models.termination``; ours)."""
     hide_position_from_policy: bool = True
     """The policy and the baseline do not see the task's ``x_position``/``y_position`` dims, as mjrl's
     Hopper-v3 observation has none (ours keeps them so rewards are functions of (s, a, s')); the
@@ -182,6 +190,9 @@ class Replay(NamedTuple):
     obs: jax.Array
     action: jax.Array
     next_obs: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    """Reward and termination flag: read only on ids without true task functions, which learn them."""
     episode_start: jax.Array
     total: jax.Array
     """Transitions recorded so far."""
@@ -201,6 +212,12 @@ class ModelFit(NamedTuple):
     opt_state: Any
     out_shift: jax.Array
     out_scale: jax.Array
+    reward_shift: jax.Array
+    """The learned reward's shift and scale (mjrl's mean and mean absolute deviation); 0 and 1 where the
+    task's true reward is used."""
+    reward_scale: jax.Array
+    termination: TerminationState | tuple[()]
+    """The learned termination's state; () where the task's is used."""
 
 
 class Learner(NamedTuple):
@@ -302,6 +319,12 @@ class PAL(Agent):
         # Hidden dims under ``obs:K`` are predicted absolutely, so nothing of them leaks into the input.
         self.delta_dims = np.arange(self.obs_dim) < self.model.visible_dims
         self.model_opt = optax.chain(optax.adam(config.fit_lr), self.model.capacity_transform())
+        self.learned = not task.true_functions
+        """No true reward and termination (a Gymnasium id not mbrl-bench's): learn them."""
+        self.termination = None
+        if self.learned:
+            classifier = TerminationConfig(steps=config.termination_steps)
+            self.termination = TerminationModel(classifier, self.obs_dim, self.action_dim, not self.continuous)
         self.init_capacity = config.init_states_capacity
         if env.budget is not None:  # no run starts more trajectories than it takes steps
             self.init_capacity = max(1, min(self.init_capacity, env.budget))
@@ -311,7 +334,9 @@ class PAL(Agent):
         k_pi, k_b, k_m = jax.random.split(key, 3)
         baseline, baseline_opt = self.baseline.init(k_b)
         params = self.model.init(k_m)
-        model = ModelFit(params, self.model_opt.init(params.net), jnp.zeros(self.obs_dim), jnp.ones(self.obs_dim))
+        termination = () if self.termination is None else self.termination.init(jax.random.fold_in(k_m, 1))
+        model = ModelFit(params, self.model_opt.init(params.net), jnp.zeros(self.obs_dim), jnp.ones(self.obs_dim),
+                         jnp.zeros(()), jnp.ones(()), termination)  # fmt: skip
         metrics = {k: jnp.zeros(()) for k in _METRICS}
         learner = Learner(self.policy.init(k_pi), baseline, baseline_opt, model, metrics)
         c, d = self.config.buffer_size, self.obs_dim
@@ -319,6 +344,8 @@ class PAL(Agent):
             obs=jnp.zeros((c, d)),
             action=jnp.zeros((c, *self.action_shape), self.action_dtype),
             next_obs=jnp.zeros((c, d)),
+            reward=jnp.zeros(c),
+            terminated=jnp.zeros(c, bool),
             episode_start=jnp.zeros(c, jnp.int32),
             total=jnp.zeros((), jnp.int32),
             current_start=jnp.zeros((), jnp.int32),
@@ -357,6 +384,8 @@ class PAL(Agent):
             obs=replay.obs.at[slot].set(obs),
             action=replay.action.at[slot].set(jnp.asarray(transition.action, self.action_dtype)),
             next_obs=replay.next_obs.at[slot].set(jnp.asarray(transition.next_obs, jnp.float32)),
+            reward=replay.reward.at[slot].set(jnp.asarray(transition.reward, jnp.float32)),
+            terminated=replay.terminated.at[slot].set(jnp.asarray(transition.terminated, bool)),
             episode_start=replay.episode_start.at[slot].set(start),
             total=replay.total + 1,
             current_start=start,
@@ -413,6 +442,11 @@ class PAL(Agent):
         delta = jnp.where(self.delta_dims, replay.next_obs - replay.obs, replay.next_obs)
         out_shift, out_scale = _mean_abs_dev(delta, valid)
         targets = (delta - out_shift) / (out_scale + 1e-8)
+        reward_shift, reward_scale = model.reward_shift, model.reward_scale
+        if self.learned:  # the reward output, trained beside the dynamics on the normalised reward
+            reward_shift, reward_scale = (x[0] for x in _mean_abs_dev(replay.reward[:, None], valid))
+            targets = jnp.concatenate([targets, ((replay.reward - reward_shift) / (reward_scale + 1e-8))[:, None]], -1)
+        fitted = self.obs_dim + int(self.learned)
         bs = cfg.fit_batch_size
         steps_per_epoch = jnp.maximum(n // bs, 1)
         epochs = jnp.minimum(cfg.fit_epochs, -(-cfg.max_fit_steps // steps_per_epoch))
@@ -420,7 +454,7 @@ class PAL(Agent):
         def loss_fn(net: dict, idx: jax.Array) -> jax.Array:
             w = valid[idx].astype(jnp.float32)  # only short of data: rows past the valid ones weigh 0
             pred = self.model.forward(net, stats, replay.obs[idx], replay.action[idx], per_member=True)
-            sq = jnp.mean((pred.mean[..., : self.obs_dim] - targets[idx]) ** 2, axis=-1)
+            sq = jnp.mean((pred.mean[..., :fitted] - targets[idx]) ** 2, axis=-1)
             per_member = jnp.sum(sq * w, axis=-1) / jnp.maximum(jnp.sum(w, axis=-1), 1.0)
             return jnp.sum(per_member)
 
@@ -444,15 +478,28 @@ class PAL(Agent):
         init = (model.params.net, model.opt_state, key, jnp.zeros(()))
         net, opt, _, last_loss = jax.lax.fori_loop(0, epochs, epoch, init)
         params = model.params._replace(net=net, stats=stats)
-        return ModelFit(params, opt, out_shift, out_scale), last_loss
+        termination = model.termination
+        if self.termination is not None:
+            labelled = Labelled(replay.obs, replay.action, replay.next_obs, replay.terminated)
+            # the classifier's rows are drawn from the first n slots: the kept ones, ordered by slot
+            order = jnp.argsort(~valid)
+            labelled = jax.tree.map(lambda x: x[order], labelled)
+            termination, _ = self.termination.fit(termination, labelled, n, jax.random.fold_in(key, 1))
+        return ModelFit(params, opt, out_shift, out_scale, reward_shift, reward_scale, termination), last_loss
 
     def model_step(self, model: ModelFit, obs: jax.Array, action: jax.Array) -> jax.Array:
         """Every member's next state from its own ``obs``/``action`` [members, N, ...] (mjrl's
         ``DynamicsNet.forward``: de-normalise, mask near-constant outputs, add the state back)."""
+        return self.model_transition(model, obs, action)[0]
+
+    def model_transition(self, model: ModelFit, obs: jax.Array, action: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``model_step``'s next state and the learned reward (de-normalised; meaningful only where the
+        reward is learned) from one forward pass."""
         pred = self.model.forward(model.params.net, model.params.stats, obs, action, per_member=True)
         change = pred.mean[..., : self.obs_dim] * (model.out_scale + 1e-8) + model.out_shift
         change = change * (model.out_scale >= 1e-8)
-        return jnp.where(self.delta_dims, obs + change, change)
+        reward = pred.mean[..., self.obs_dim] * (model.reward_scale + 1e-8) + model.reward_shift
+        return jnp.where(self.delta_dims, obs + change, change), reward
 
     def model_paths(
         self, policy: Any, model: ModelFit, starts: jax.Array, key: jax.Array
@@ -468,9 +515,14 @@ class PAL(Agent):
             s, alive = carry
             raw = self.policy.sample(policy, self._policy_obs(s), k)
             a = self._env_action(raw)
-            nxt = jnp.clip(self.model_step(model, s, a), -cfg.state_clamp, cfg.state_clamp)
-            reward = task.reward_fn(s, a, nxt)
-            term = jnp.asarray(task.termination_fn(s, a, nxt), bool)
+            nxt, learned_reward = self.model_transition(model, s, a)
+            nxt = jnp.clip(nxt, -cfg.state_clamp, cfg.state_clamp)
+            if self.termination is None:
+                reward = task.reward_fn(s, a, nxt)
+                term = jnp.asarray(task.termination_fn(s, a, nxt), bool)
+            else:
+                reward = learned_reward
+                term = self.termination.terminated(model.termination, s, a, nxt)
             return (nxt, alive & ~term), (s, raw, reward, nxt, alive, alive & term)
 
         alive0 = jnp.ones(s0.shape[:-1], bool)

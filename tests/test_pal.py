@@ -136,3 +136,19 @@ def test_a_diverged_seed_is_recorded_not_fatal(tmp_path: Path) -> None:
     run_cell(spec, tmp_path)
     _, status = _curve(tmp_path)
     assert status["state"] == "diverged"
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_on_a_gymnasium_id_the_reward_and_termination_are_learned(tmp_path: Path, env_id: str) -> None:
+    """Plain Gymnasium ids have no true task functions: PAL fits the reward output and a termination
+    classifier. CartPole-v1 pays 1 per step, so its learned model paths earn 1 per step too."""
+    spec = plan_cell("pal", env_id, seeds=1, steps=96, eval_every=96, eval_episodes=2, overrides=TINY)
+    run_cell(spec, tmp_path)
+    curve, status = _curve(tmp_path)
+    assert status["state"] == "done", status.get("error")
+    last = curve.iloc[-1]
+    assert np.isfinite(last["model_loss"]) and 0 < last["model_paths_kept"] <= 1
+    if env_id == "CartPole-v1":
+        assert last["model_path_return"] == pytest.approx(last["model_path_length"], rel=1e-3)
+    else:  # Pendulum never terminates: every path runs the whole horizon (both metrics are step averages)
+        assert last["model_path_length"] / last["model_paths_kept"] == pytest.approx(TINY["horizon"])

@@ -11,9 +11,8 @@ from mbrl_bench.envs.registration import all_entries
 OTHER_IDS_NOTE = (
     "Every id above has true reward and termination functions (mbrl_bench.get_task). Any other registered "
     "Gymnasium id (e.g. CartPole-v1, Pendulum-v1, HalfCheetah-v5) runs too, without them: model-free agents "
-    "omd / mle-dyna (which learn the reward and read termination from real transitions) and mbpo (which "
-    "learns the reward and a termination classifier) run on it; pal and mal, which call the true reward, "
-    "fail with a message naming the id. There are no "
+    "omd / mle-dyna (which learn the reward and read termination from real transitions), mbpo, pal and mal "
+    "(which learn the reward and a termination classifier) run on it. There are no "
     "reference scores for such ids, so their normalised scores are NaN with a note."
 )
 

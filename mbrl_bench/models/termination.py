@@ -4,8 +4,9 @@ Agents that roll a model out (MBPO) end a branch at a terminal transition. On mb
 call the task's true termination, as MBPO's static termination functions; on any other Gymnasium id
 (``Task.true_functions`` False) they learn it: a classifier of p(terminated | s, a, s') trained by binary
 cross-entropy on the real transitions, as DreamerV2 learns its discount ("continue") predictor, with a
-transition terminal when p > 1/2. An env that never terminates gives no positive example, so the
-classifier learns to predict none; no separate switch is needed.
+transition terminal when p > 1/2. Until a terminal transition has been seen it predicts none: a net fitted
+to negatives only may still say "terminal" far from its data, where model rollouts often go, and an env
+that never terminates (Pendulum, HalfCheetah) must not end rollouts.
 """
 
 from __future__ import annotations
@@ -50,6 +51,13 @@ class Labelled(NamedTuple):
     terminated: jax.Array
 
 
+class TerminationState(NamedTuple):
+    params: Any
+    opt_state: optax.OptState
+    seen_terminal: jax.Array
+    """Whether any fitted transition was terminal; until then nothing is predicted terminal."""
+
+
 class TerminationModel:
     """p(terminated | s, a, s') as a logit; its inputs are s, a (one-hot if discrete) and s' - s."""
 
@@ -71,27 +79,29 @@ class TerminationModel:
         action = jax.nn.one_hot(action, self.action_dim) if self.discrete else action
         return jnp.concatenate([obs, action.astype(obs.dtype), next_obs - obs], axis=-1)
 
-    def init(self, key: jax.Array) -> tuple[Any, optax.OptState]:
+    def init(self, key: jax.Array) -> TerminationState:
         dummy = jnp.zeros((1, 2 * self.obs_dim + self.action_dim))
         params = self.net.init(key, dummy)
-        return params, self.optimizer.init(params)
+        return TerminationState(params, self.optimizer.init(params), jnp.zeros((), bool))
 
     def logit(self, params: Any, obs: jax.Array, action: jax.Array, next_obs: jax.Array) -> jax.Array:
         return self.net.apply(params, self.features(obs, action, next_obs))[0][..., 0]
 
-    def terminated(self, params: Any, obs: jax.Array, action: jax.Array, next_obs: jax.Array) -> jax.Array:
-        """Whether each transition is terminal: p > 1/2."""
-        return self.logit(params, obs, action, next_obs) > 0.0
+    def terminated(
+        self, state: TerminationState, obs: jax.Array, action: jax.Array, next_obs: jax.Array
+    ) -> jax.Array:
+        """Whether each transition is terminal: p > 1/2, once a terminal transition has been seen."""
+        return (self.logit(state.params, obs, action, next_obs) > 0.0) & state.seen_terminal
 
     def loss(self, params: Any, batch: Labelled) -> jax.Array:
         logit = self.logit(params, batch.obs, batch.action, batch.next_obs)
         return jnp.mean(optax.sigmoid_binary_cross_entropy(logit, batch.terminated.astype(logit.dtype)))
 
     def fit(
-        self, params: Any, opt_state: optax.OptState, data: Labelled, num_valid: jax.Array, key: jax.Array
-    ) -> tuple[Any, optax.OptState, jax.Array]:
+        self, state: TerminationState, data: Labelled, num_valid: jax.Array, key: jax.Array
+    ) -> tuple[TerminationState, jax.Array]:
         """``steps`` Adam steps on minibatches drawn uniformly from the first ``num_valid`` rows of ``data``
-        (one ``lax.scan``); returns the new parameters, optimiser state and the last minibatch's loss."""
+        (one ``lax.scan``); returns the new state and the last minibatch's loss."""
 
         def step(carry: tuple[Any, optax.OptState], k: jax.Array) -> tuple[tuple[Any, optax.OptState], jax.Array]:
             params, opt_state = carry
@@ -100,5 +110,8 @@ class TerminationModel:
             updates, opt_state = self.optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), loss
 
-        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), jax.random.split(key, self.config.steps))
-        return params, opt_state, losses[-1]
+        carry = (state.params, state.opt_state)
+        (params, opt_state), losses = jax.lax.scan(step, carry, jax.random.split(key, self.config.steps))
+        rows = jnp.arange(data.terminated.shape[0]) < num_valid
+        seen = state.seen_terminal | jnp.any(rows & (data.terminated > 0))
+        return TerminationState(params, opt_state, seen), losses[-1]
