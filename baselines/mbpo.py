@@ -36,8 +36,8 @@ Ant 20, -4, [20, 100, 1, 25] (the official Ant truncates its observation to 27 d
 x, y). As in the official code's gym v2 envs, the SAC and the ensemble do not read the absolute x (Ant: x,
 y) position (``hide_position``).
 Distractor variants take their base env's preset. Every other env (ours, no official setting): 20 updates
-per step, target entropy -|A| (softlearning) on Box actions or 0.98 log|A| on discrete ones (Christodoulou
-2019), schedule [20, 100, 1, 1]. A config field left at None takes the preset; ``--set`` overrides it.
+per step, target entropy -|A| (softlearning) on Box actions or 0.5 log|A| on discrete ones (the shared
+discrete SAC's, see ``SACConfig.target_entropy_ratio``), schedule [20, 100, 1, 1]. A config field left at None takes the preset; ``--set`` overrides it.
 
 Discrete actions use the discrete SAC of ``baselines.common.sac`` (categorical policy, exact expectations
 over actions); the model sees the action one-hot. Box observations only (the tabular ids' state indices
@@ -88,7 +88,8 @@ class MBPOPreset:
     updates_per_step: int
     """``n_train_repeat``: SAC updates per env step."""
     target_entropy: float | None
-    """SAC's target entropy; None: -|A| (softlearning's ``'auto'``) or 0.98 log|A| for discrete actions."""
+    """SAC's target entropy; None: -|A| (softlearning's ``'auto'``) or ``target_entropy_ratio`` log|A| for
+    discrete actions."""
     rollout_schedule: Schedule
     """``rollout_schedule`` [start epoch, end epoch, min length, max length]."""
 
@@ -140,8 +141,9 @@ class MBPOConfig:
     """Initial alpha (softlearning: 1)."""
     target_entropy: float | None = None
     """SAC's target entropy on Box actions; None: the env's preset (Hopper -1, HalfCheetah -3, ...)."""
-    target_entropy_ratio: float = 0.98
-    """Discrete actions: target entropy = ratio x log|A| (Christodoulou 2019: 0.98)."""
+    target_entropy_ratio: float = 0.5
+    """Discrete actions: target entropy = ratio x log|A|; the shared discrete SAC's default (ours, not
+    Christodoulou 2019's 0.98, under which alpha diverged on CartPole: ``SACConfig.target_entropy_ratio``)."""
     updates_per_step: int | None = None
     """G, SAC updates per env step (official ``n_train_repeat``); None: the env's preset."""
     real_ratio: float = 0.05
