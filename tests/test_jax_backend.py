@@ -12,13 +12,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _interrupt import interrupted_run
 from mbrl_bench.baselines.api import Agent, register_agent
 from scipy import stats
 
 from mbrl_bench.harness import store
 from mbrl_bench.harness.cells import adopt_stored_backend, plan_cell, resolve_backend
 from mbrl_bench.harness.errors import UsageError
-from mbrl_bench.harness.runner import ProgressEvent, run_cell
+from mbrl_bench.harness.runner import run_cell
 
 CARTPOLE = "mbrl_bench/CartPoleDistractor-v0"
 SMALL = {"num_distractors": 2}
@@ -95,20 +96,7 @@ def test_rows_hold_the_metric_means_and_config_records_the_backend(tmp_path) -> 
 def test_a_resumed_jax_run_equals_an_uninterrupted_one(tmp_path) -> None:
     spec = _cell()
     whole = run_cell(spec, tmp_path / "whole")
-    cut_dir = spec.cell_dir(tmp_path / "cut")
-    older = {}
-
-    def interrupt(event: ProgressEvent) -> None:
-        if event.env_step == 400:  # checkpoints are at step 200: keep seed 1's
-            older["ckpt"] = (cut_dir / "seed_1" / store.CHECKPOINT_FILE).read_bytes()
-        if event.env_step == 600:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_cell(spec, tmp_path / "cut", progress=interrupt)
-    assert [r["env_step"] for r in store.read_curve(cut_dir / "seed_0" / store.CURVE_FILE)] == [0, 200, 400]
-    # as if killed between two seeds' checkpoint writes: seed 1 is one evaluation behind the others
-    (cut_dir / "seed_1" / store.CHECKPOINT_FILE).write_bytes(older["ckpt"])
+    interrupted_run(spec, tmp_path / "cut")
     resumed = run_cell(spec, tmp_path / "cut")
     assert resumed.state == "done"
     assert _comparable(resumed.curves) == _comparable(whole.curves)

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import mbrl_bench
-from mbrl_bench.baselines.api import Agent, Transition, action_kind
+from mbrl_bench.baselines.api import Agent, action_kind
 from mbrl_bench.envs.registration import all_entries
 from mbrl_bench.harness.cells import CellSpec
 from mbrl_bench.harness.errors import ResumeError
@@ -135,24 +135,10 @@ class JaxSeedBatch(SeedBatch):
         return obs.reshape(obs.shape[:batch_dims] + self._obs_shape).astype(self._obs_dtype)
 
     def _build_train(self) -> Any:
-        agent, env, params, f = self.agent, self.env, self.params, self._f
+        env, params, f = self.env, self.params, self._f
         adapt, reward_dtype = self._adapt, self._reward_dtype
 
-        def seed_step(state, keys, obs, action, obs_pair, rtt, step):
-            # The Gymnasium backend's per-seed step (runner._Functions), verbatim in effect.
-            transition = Transition(obs, action, rtt[0], obs_pair[0], rtt[1] > 0.5, rtt[2] > 0.5)
-            state, metrics = agent.update(state, transition, keys[0], step)
-            next_action = agent.act(state, obs_pair[1], keys[1], True)
-            leaves = jax.tree.leaves(metrics)
-            finite = jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]) if leaves else jnp.ones(0, bool)
-            means = (
-                jnp.stack([jnp.mean(x).astype(jnp.float32) for x in leaves])
-                if leaves
-                else jnp.zeros(0, jnp.float32)
-            )
-            return state, obs_pair[1], next_action, finite, means
-
-        lifted_step = f._lift(seed_step, (0, 0, 0, 0, 0, 0, None))
+        lifted_step = f._lift(f.seed_step, (0, 0, 0, 0, 0, 0, None))  # the Gymnasium backend's step
         env_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
         def train(state, env_state, carry, step_base, env_base, n_steps):

@@ -22,6 +22,8 @@ crash at any point neither loses nor duplicates rows.
 
 from __future__ import annotations
 
+import functools
+
 import importlib
 import json
 import os
@@ -155,6 +157,20 @@ def _block_keys(base: jax.Array, index: jax.Array) -> jax.Array:
     return jnp.swapaxes(jax.vmap(one)(base), 0, 1)
 
 
+def _seed_step(agent: Agent, state, keys, obs, action, obs_pair, rtt, step):
+    """One seed's env step as both backends run it: ``update`` on the real transition (obs, action,
+    reward, next obs, terminated, truncated from ``obs_pair[0]`` and ``rtt``), then ``act`` on the obs
+    the env continues from (``obs_pair[1]``: the reset one after an episode end); returns the new state,
+    that obs, the next action, and per metric whether it is finite and its mean."""
+    transition = Transition(obs, action, rtt[0], obs_pair[0], rtt[1] > 0.5, rtt[2] > 0.5)
+    state, metrics = agent.update(state, transition, keys[0], step)
+    next_action = agent.act(state, obs_pair[1], keys[1], True)
+    leaves = jax.tree.leaves(metrics)
+    finite = jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]) if leaves else jnp.ones(0, bool)
+    means = jnp.stack([jnp.mean(x).astype(jnp.float32) for x in leaves]) if leaves else jnp.zeros(0, jnp.float32)
+    return state, obs_pair[1], next_action, finite, means
+
+
 class _Functions:
     """The jitted functions of one agent over ``n`` seeds: vmapped, or on one seed when unbatched."""
 
@@ -173,21 +189,8 @@ class _Functions:
         paths = jax.tree_util.tree_flatten_with_path(metrics_shape)[0]
         self.metric_names = [jax.tree_util.keystr(p).strip("[]'\"") for p, _ in paths]
 
-        def seed_step(state, keys, obs, action, obs_pair, rtt, step):
-            k_update, k_act = keys[0], keys[1]
-            transition = Transition(obs, action, rtt[0], obs_pair[0], rtt[1] > 0.5, rtt[2] > 0.5)
-            state, metrics = agent.update(state, transition, k_update, step)
-            next_action = agent.act(state, obs_pair[1], k_act, True)
-            leaves = jax.tree.leaves(metrics)
-            finite = jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]) if leaves else jnp.ones(0, bool)
-            means = (
-                jnp.stack([jnp.mean(x).astype(jnp.float32) for x in leaves])
-                if leaves
-                else jnp.zeros(0, jnp.float32)
-            )
-            return state, obs_pair[1], next_action, finite, means
-
-        lifted_step = self._lift(seed_step, (0, 0, 0, 0, 0, 0, None))
+        self.seed_step = functools.partial(_seed_step, agent)
+        lifted_step = self._lift(self.seed_step, (0, 0, 0, 0, 0, 0, None))
 
         def fused(state, carry, obs_pair, rtt, block_keys):
             keys = jax.lax.dynamic_index_in_dim(block_keys, carry.step % KEY_BLOCK, keepdims=False)
