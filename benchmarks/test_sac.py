@@ -9,8 +9,9 @@ Run with ``pytest benchmarks/test_sac.py --benchmark-enable -s``. Reported (``ex
   G times that), the achieved GFLOP/s, and the same run's
   matmul peak (a 2048 x 2048 ``jnp.dot``), so the ratio says how much speed is left;
 - ``test_env_step_through_harness``: ``mbrl-bench run --algo sac`` on HalfCheetah-v0, 1 seed, one update
-  per env step (``start_steps`` 1000 so nearly every step learns): training wall time per env step,
-  everything included (env step, update, act, harness). The issue's target is <= 4 ms.
+  per env step (``start_steps`` 1000 so nearly every step learns): training wall time per env step
+  (env step, update, act, harness; evaluations excluded), over the whole run (compilation included)
+  and in steady state (from step 2000 on). The issue's target is <= 4 ms.
 
 Without ``--benchmark-enable`` each case runs once as a smoke test. The machine is shared: read the
 ratios within one run.
@@ -105,19 +106,31 @@ def test_fused_update(benchmark, updates: int) -> None:
 
 def test_env_step_through_harness(benchmark, tmp_path: Path) -> None:
     steps = 2_000 if benchmark.disabled else HARNESS_STEPS
+    start_steps = 1_000
     spec = plan_cell(
         "sac",
         "mbrl_bench/HalfCheetah-v0",
         seeds=1,
         steps=steps,
-        eval_every=steps,
+        eval_every=start_steps,
         eval_episodes=1,
-        overrides={"start_steps": 1000},
+        overrides={"start_steps": start_steps},
     )
     result = benchmark.pedantic(lambda: run_cell(spec, tmp_path / "run"), rounds=1)
     assert result.state == "done", result.error
-    train_wall = result.curves[0][-1]["wall_time_s"]
-    per_step_ms = 1e3 * train_wall / steps
-    info = {"steps": steps, "train_wall_s": round(train_wall, 1), "ms_per_env_step": round(per_step_ms, 3)}
+    wall = {row["env_step"]: row["wall_time_s"] for row in result.curves[0]}
+    # Steady state: from the row one segment after the uniform start steps, so the first learning
+    # segment (which compiles the fused step) and the update-free start steps are left out.
+    first = 2 * start_steps
+    steady_ms = 1e3 * (wall[steps] - wall[first]) / (steps - first)
+    info = {
+        "steps": steps,
+        "train_wall_s": round(wall[steps], 1),
+        "ms_per_env_step_all": round(1e3 * wall[steps] / steps, 3),
+        "ms_per_env_step_steady": round(steady_ms, 3),
+    }
     benchmark.extra_info.update(info)
-    print(f"\nsac end to end, HalfCheetah-v0, 1 seed: {info}; target <= {TARGET_MS} ms per env step")
+    print(
+        f"\nsac end to end, HalfCheetah-v0, 1 seed: {info} (steady: after step {first}, compilation and "
+        f"start steps excluded); target <= {TARGET_MS} ms per env step"
+    )
