@@ -13,10 +13,10 @@ from _interrupt import interrupted_run
 from mbrl_bench.baselines.api import Agent, register_agent
 
 from mbrl_bench.harness import store
-from mbrl_bench.harness.cells import plan_cell
-from mbrl_bench.harness.errors import ConfigMismatchError
+from mbrl_bench.harness.cells import build_agent, plan_cell
+from mbrl_bench.harness.errors import ConfigMismatchError, ResumeError
 from mbrl_bench.harness.executors import InProcessExecutor
-from mbrl_bench.harness.runner import ProgressEvent, run_cell
+from mbrl_bench.harness.runner import ProgressEvent, SeedBatch, run_cell, stack_metric_carry
 from mbrl_bench.harness.session import run_session
 
 CARTPOLE = "mbrl_bench/CartPoleDistractor-v0"
@@ -126,6 +126,22 @@ def test_curve_rows_hold_the_agent_metrics_mean_since_the_last_row(tmp_path) -> 
         # steps 1..100, 101..200, 201..250
         assert [r["step"] for r in rows[1:]] == [50.5, 150.5, 225.5]
         assert rows[1:] == result.curves[seed][1:]
+
+
+def test_a_metric_less_agent_carries_no_zero_size_array_and_resumes_an_old_checkpoint() -> None:
+    # A zero-size array among the jitted step's arguments costs every call JAX's slow dispatch path.
+    spec = plan_cell("random", CARTPOLE, env_kwargs=SMALL, seeds=2, steps=100, eval_every=100, eval_episodes=1)
+    batch = SeedBatch(build_agent(spec), spec, spec.seeds)
+    batch.start()
+    batch.train(5)
+    assert batch.metric_names == []
+    assert all(x.size > 0 for x in jax.tree.leaves(batch.carry))
+    # Checkpoints written before the unused slot existed hold width-0 metric arrays: they still resume.
+    old = {"bad_metrics": np.zeros(0, bool), "metric_sum": np.zeros(0, np.float32)}
+    bad, sums = stack_metric_carry([old, old], batch.metric_names)
+    assert bad.shape == sums.shape == (2, 1) and not bad.any()
+    with pytest.raises(ResumeError, match="metric_sum"):
+        stack_metric_carry([{**old, "metric_sum": np.zeros(3, np.float32)}] * 2, batch.metric_names)
 
 
 def test_random_cell_writes_the_layout(tmp_path) -> None:

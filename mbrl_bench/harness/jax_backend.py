@@ -58,6 +58,8 @@ from mbrl_bench.harness.runner import (
     _seed_keys_jit,
     _to_host,
     derive_seed,
+    metric_carry,
+    stack_metric_carry,
 )
 
 BACKENDS: tuple[str, ...] = ("auto", "gymnasium", "jax")
@@ -220,8 +222,7 @@ class JaxSeedBatch(SeedBatch):
             action,
             jnp.int32(0),
             jnp.full(n, -1, jnp.int32),
-            jnp.zeros((n, len(self.metric_names)), bool),
-            jnp.zeros((n, len(self.metric_names)), jnp.float32),
+            *metric_carry(n, self.metric_names),
         )
 
     def restore(self, payloads: Sequence[dict[str, Any]]) -> None:
@@ -251,8 +252,7 @@ class JaxSeedBatch(SeedBatch):
             jnp.asarray(np.stack([x["action"] for x in c])),
             jnp.int32(self.env_step),
             jnp.asarray(np.stack([x["bad_step"] for x in c])),
-            jnp.asarray(np.stack([x["bad_metrics"] for x in c])),
-            jnp.asarray(np.stack([x["metric_sum"] for x in c])),
+            *stack_metric_carry(c, self.metric_names),
         )
 
     # ------------------------------------------------------------------------------------ the hot loop
