@@ -44,14 +44,18 @@ def test_harness_overhead_per_env_step(benchmark) -> None:
         env.reset(seed=k)
     actions = np.random.default_rng(0).integers(0, 2, size=(STEPS, SEEDS)).tolist()
     bare: list[float] = []
+    harness: list[float] = []
+
+    def timed_train() -> None:
+        t0 = time.perf_counter()
+        batch.train(STEPS)
+        harness.append(time.perf_counter() - t0)
+
+    rounds = 1 if benchmark.disabled else ROUNDS
     benchmark.pedantic(
-        batch.train,
-        args=(STEPS,),
-        setup=lambda: bare.append(_bare_loop(envs, actions)),
-        rounds=ROUNDS,
-        iterations=1,
+        timed_train, setup=lambda: bare.append(_bare_loop(envs, actions)), rounds=rounds, iterations=1
     )
-    harness_s = float(benchmark.stats.stats.median)
+    harness_s = float(np.median(harness))
     bare_s = float(np.median(bare))
     overhead_us = (harness_s - bare_s) / (STEPS * SEEDS) * 1e6
     benchmark.extra_info.update(
@@ -64,4 +68,4 @@ def test_harness_overhead_per_env_step(benchmark) -> None:
         f"\nharness {info['harness_us_per_seed_step']:.2f} us/seed-step, bare env "
         f"{info['env_us_per_seed_step']:.2f} us, overhead {overhead_us:.2f} us (target < {TARGET_US})"
     )
-    assert batch.env_step == 2 * KEY_BLOCK + ROUNDS * STEPS
+    assert batch.env_step == 2 * KEY_BLOCK + rounds * STEPS

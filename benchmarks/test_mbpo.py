@@ -24,20 +24,19 @@ matters, so quote ``uptime``. Without ``--benchmark-enable`` each case runs tiny
 from __future__ import annotations
 
 import os
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import pytest
-
-import mbrl_bench
+from _kernels import flops, matmul_gflops, median_s
 from mbrl_bench.baselines.api import EnvInfo
 from mbrl_bench.baselines.common.replay import Replay
 from mbrl_bench.baselines.common.sac import Batch
 from mbrl_bench.baselines.mbpo import MBPOAgent, MBPOConfig
+
+import mbrl_bench
 
 REAL = int(os.environ.get("MBRL_BENCH_MBPO_REAL", 20_000))
 REPEATS = 5
@@ -58,26 +57,8 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], int]] = {
 }
 
 
-def _flops(compiled: Any) -> float:
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    return float(cost.get("flops", float("nan")))
-
-
 def _median_s(fn: Callable[[], Any], repeats: int = REPEATS) -> float:
-    jax.block_until_ready(fn())  # warm
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def _matmul_gflops(n: int) -> float:
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n))
-    dot = jax.jit(jnp.dot).lower(a, a).compile()
-    return 2 * n**3 / _median_s(lambda: dot(a, a)) / 1e9
+    return median_s(fn, repeats)
 
 
 def _state(agent: MBPOAgent, real: int):
@@ -129,7 +110,7 @@ def test_ms_per_env_step(benchmark, setting: str) -> None:
     retrain_fn = jax.jit(agent.retrain)
 
     def measure() -> dict[str, float]:
-        matmul = _matmul_gflops(2048 if not benchmark.disabled else 128)
+        matmul = matmul_gflops(2048 if not benchmark.disabled else 128, REPEATS)
         sac_s = _median_s(lambda: sac_fn(state, key))
         rollout_s = _median_s(lambda: rollout_fn(state, key))
         retrained = retrain_fn(state, key)
@@ -140,8 +121,8 @@ def test_ms_per_env_step(benchmark, setting: str) -> None:
             "sac_ms": 1e3 * sac_s,
             "rollout_ms": 1e3 * rollout_s,
             "model_epoch_ms": 1e3 * retrain_s / max(epochs, 1.0),
-            "sac_gflops": _flops(sac_one) * g / sac_s / 1e9,
-            "rollout_gflops": _flops(step_one) * length / rollout_s / 1e9,
+            "sac_gflops": flops(sac_one) * g / sac_s / 1e9,
+            "rollout_gflops": flops(step_one) * length / rollout_s / 1e9,
             "matmul_gflops": matmul,
         }
         out["model_ms"] = out["model_epoch_ms"] * MIN_EPOCHS / config.model_train_every

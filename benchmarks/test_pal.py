@@ -23,18 +23,17 @@ matters, so quote ``uptime``. Without ``--benchmark-enable`` it runs tiny sizes 
 from __future__ import annotations
 
 import os
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
-
-import mbrl_bench
+from _kernels import flops, matmul_gflops, median_s
 from mbrl_bench.baselines.api import EnvInfo
 from mbrl_bench.baselines.pal import PAL, PALConfig
+
+import mbrl_bench
 
 HOPPER = "mbrl_bench/Hopper-v0"
 FIT_STEPS = int(os.environ.get("MBRL_BENCH_PAL_FIT_STEPS", 500))
@@ -43,20 +42,8 @@ REPEATS = 3
 EPISODE = 100
 
 
-def _flops(compiled: Any) -> float:
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    return float(cost.get("flops", float("nan")))
-
-
 def _median_s(fn: Callable[[], Any], repeats: int = REPEATS) -> float:
-    jax.block_until_ready(fn())  # warm
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_s(fn, repeats)
 
 
 def _filled(agent: PAL, state: Any) -> Any:
@@ -125,10 +112,7 @@ def test_one_pal_iteration(benchmark) -> None:
     rollout_step = jax.jit(one_rollout_step).lower(learner.policy, s0, key).compile()
 
     def measure() -> dict[str, float]:
-        matmul_n = 128 if small else 2048
-        a = jax.random.normal(jax.random.PRNGKey(0), (matmul_n, matmul_n))
-        dot = jax.jit(jnp.dot).lower(a, a).compile()
-        matmul = 2 * matmul_n**3 / _median_s(lambda: dot(a, a)) / 1e9
+        matmul = matmul_gflops(128 if small else 2048, REPEATS)
         fit_s = _median_s(lambda: fit(learner.model, replay, key), repeats=1)
         npg_s = _median_s(lambda: npg(learner.policy, learner.baseline, learner.baseline_opt, model, replay, key))
         rollout_s = _median_s(lambda: rollout(learner.policy, model, starts, key))
@@ -141,8 +125,8 @@ def test_one_pal_iteration(benchmark) -> None:
             "fit_official_ms": 1e3 * fit_s * official / steps_run,
             "npg_ms": 1e3 * npg_s,
             "rollout_ms": 1e3 * rollout_s,
-            "fit_gflops": _flops(fit_step) * steps_run / fit_s / 1e9,
-            "rollout_gflops": _flops(rollout_step) * config.horizon / rollout_s / 1e9,
+            "fit_gflops": flops(fit_step) * steps_run / fit_s / 1e9,
+            "rollout_gflops": flops(rollout_step) * config.horizon / rollout_s / 1e9,
             "matmul_gflops": matmul,
         }
         out["iteration_ms"] = out["fit_official_ms"] + config.inner_steps * out["npg_ms"]
