@@ -48,11 +48,15 @@ from mbrl_bench.harness import store
 from mbrl_bench.harness.cells import CellSpec, build_agent, check_stored_config
 from mbrl_bench.harness.config import run_metadata
 from mbrl_bench.harness.errors import ResumeError
+from mbrl_bench.harness.threefry import use_unrolled_threefry
+
+use_unrolled_threefry()  # the same random bits, fewer XLA thunks per step (see harness.threefry)
 
 CHECKPOINT_FORMAT = 2
 """Version of checkpoint.pkl's payload (2: the carry holds the metric sums)."""
 PROGRESS_CHUNK = 1000
 """Env steps between two progress reports inside a training segment."""
+
 KEY_BLOCK = 1024
 """Per-step agent keys are drawn for this many steps at once (one vectorised hash, not one per step)."""
 HEARTBEAT_S = 30.0
@@ -147,7 +151,9 @@ def metric_carry(n: int, names: Sequence[str]) -> tuple[jax.Array, jax.Array]:
     return jnp.zeros((n, metric_slots(names)), bool), jnp.zeros((n, metric_slots(names)), jnp.float32)
 
 
-def stack_metric_carry(carries: Sequence[dict[str, Any]], names: Sequence[str]) -> tuple[jax.Array, jax.Array]:
+def stack_metric_carry(
+    carries: Sequence[dict[str, Any]], names: Sequence[str]
+) -> tuple[jax.Array, jax.Array]:
     """``bad_metrics`` and ``metric_sum`` of checkpointed carries, padded to ``metric_slots`` (a
     checkpoint of a metric-less agent written before the unused slot existed holds width 0)."""
     width = metric_slots(names)
@@ -155,7 +161,9 @@ def stack_metric_carry(carries: Sequence[dict[str, Any]], names: Sequence[str]) 
     def stack(field: str) -> jax.Array:
         x = np.stack([c[field] for c in carries])
         if x.ndim != 2 or x.shape[1] > width:
-            raise ResumeError(f"checkpoint carry {field} has shape {x.shape}, the agent has {len(names)} metrics")
+            raise ResumeError(
+                f"checkpoint carry {field} has shape {x.shape}, the agent has {len(names)} metrics"
+            )
         return jnp.asarray(np.pad(x, ((0, 0), (0, width - x.shape[1]))))
 
     return stack("bad_metrics"), stack("metric_sum")
