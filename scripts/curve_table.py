@@ -33,7 +33,13 @@ def main() -> None:
     parser.add_argument("--window", type=int, nargs=2, metavar=("AFTER", "UPTO"),
                         help="mean eval_return over evaluations with AFTER < env_step <= UPTO, then over seeds")  # fmt: skip
     args = parser.parse_args()
-    for cell, curves in cells(args.results).items():
+    found = cells(args.results)
+    if not found:
+        parser.exit(2, f"error: no */*/*/seed_*/curve.csv under {args.results}\n")
+    for cell, curves in found.items():
+        columns = sorted(set().union(*(c.columns for c in curves)))
+        if args.at and args.column not in columns:
+            parser.exit(2, f"error: {cell} has no column {args.column!r}; valid: {', '.join(columns)}\n")
         parts = [cell, f"{len(curves)} seeds"]
         for step in args.at:
             values = pd.Series([c.loc[c.env_step <= step, args.column].iloc[-1] for c in curves])
