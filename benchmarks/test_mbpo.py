@@ -24,7 +24,6 @@ matters, so quote ``uptime``. Without ``--benchmark-enable`` each case runs tiny
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -55,10 +54,6 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], int]] = {
         1,
     ),
 }
-
-
-def _median_s(fn: Callable[[], Any], repeats: int = REPEATS) -> float:
-    return median_s(fn, repeats)
 
 
 def _state(agent: MBPOAgent, real: int):
@@ -111,11 +106,11 @@ def test_ms_per_env_step(benchmark, setting: str) -> None:
 
     def measure() -> dict[str, float]:
         matmul = matmul_gflops(2048 if not benchmark.disabled else 128, REPEATS)
-        sac_s = _median_s(lambda: sac_fn(state, key))
-        rollout_s = _median_s(lambda: rollout_fn(state, key))
+        sac_s = median_s(lambda: sac_fn(state, key), REPEATS)
+        rollout_s = median_s(lambda: rollout_fn(state, key), REPEATS)
         retrained = retrain_fn(state, key)
         jax.block_until_ready(retrained)
-        retrain_s = _median_s(lambda: retrain_fn(state, key), repeats=1)
+        retrain_s = median_s(lambda: retrain_fn(state, key), 1)
         epochs = float(retrained.model_info["model_epochs"])
         out = {
             "sac_ms": 1e3 * sac_s,

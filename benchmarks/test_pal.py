@@ -23,7 +23,6 @@ matters, so quote ``uptime``. Without ``--benchmark-enable`` it runs tiny sizes 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -40,10 +39,6 @@ FIT_STEPS = int(os.environ.get("MBRL_BENCH_PAL_FIT_STEPS", 500))
 OFFICIAL_FIT_STEPS = 25 * (10_000 // 200)
 REPEATS = 3
 EPISODE = 100
-
-
-def _median_s(fn: Callable[[], Any], repeats: int = REPEATS) -> float:
-    return median_s(fn, repeats)
 
 
 def _filled(agent: PAL, state: Any) -> Any:
@@ -113,9 +108,9 @@ def test_one_pal_iteration(benchmark) -> None:
 
     def measure() -> dict[str, float]:
         matmul = matmul_gflops(128 if small else 2048, REPEATS)
-        fit_s = _median_s(lambda: fit(learner.model, replay, key), repeats=1)
-        npg_s = _median_s(lambda: npg(learner.policy, learner.baseline, learner.baseline_opt, model, replay, key))
-        rollout_s = _median_s(lambda: rollout(learner.policy, model, starts, key))
+        fit_s = median_s(lambda: fit(learner.model, replay, key), 1)
+        npg_s = median_s(lambda: npg(learner.policy, learner.baseline, learner.baseline_opt, model, replay, key), REPEATS)
+        rollout_s = median_s(lambda: rollout(learner.policy, model, starts, key), REPEATS)
         steps_per_epoch = max(config.buffer_size // bs, 1)
         steps_run = min(config.fit_epochs, -(-fit_steps // steps_per_epoch)) * steps_per_epoch
         official = config.fit_epochs * steps_per_epoch
