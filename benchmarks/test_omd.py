@@ -18,6 +18,10 @@ smoke test.
 ``test_learner_step_gflops`` times the learner alone (the harness's jitted per-step call of a 5-seed
 cell) and reads it against XLA's FLOP count and the machine's matmul rate, the measure of how much of
 the per-step cost is arithmetic and how much per-op overhead.
+
+``test_float64_cost`` times the same call with ``float64=True`` (the official code's precision) and
+without, interleaved in blocks so that both see the same load, and reports the float64 / float32 ratio:
+the cost side of the precision default (issue 15).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import os
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from _kernels import flops, matmul_gflops, median_s
@@ -84,6 +89,25 @@ def test_wall_time(benchmark, tmp_path: Path, algo: str, seeds: int) -> None:
         print(f"target: 200K steps x 5 seeds under {TARGET_MIN} min; extrapolated {extrapolated:.1f} min")
 
 
+def _learner_call(algo: str, seeds: int, **overrides: object) -> tuple[SeedBatch, object, object]:
+    """A cell's batch trained past the random start steps (1000), its jitted per-step call and a closure
+    that runs that call once on the carried state (the call donates its inputs)."""
+    spec = plan_cell(algo, ENV_ID, seeds=seeds, steps=10**6, eval_every=10**6, eval_episodes=1, overrides=overrides)
+    batch = SeedBatch(build_agent(spec), spec, spec.seeds)
+    batch.start()
+    batch.train(1_100)
+    step = batch._f.fused
+    keys = batch._keys_for(batch.env_step)
+    carried = [batch.state, batch.carry]
+
+    def call():
+        state, carry, action = step(*carried, batch._obs, batch._rtt, keys)
+        carried[:] = [state, carry]
+        return action
+
+    return batch, step, call
+
+
 @pytest.mark.parametrize("algo", ["omd", "mle-dyna"])
 def test_learner_step_gflops(benchmark, algo: str) -> None:
     """The jitted per-env-step call of a 5-seed cell (update and act, vmapped over seeds) past the
@@ -92,20 +116,9 @@ def test_learner_step_gflops(benchmark, algo: str) -> None:
     GFLOP/s and this machine's matmul rate in the same run, and the learner time that implies for
     200K steps (the issue's 300 s target is for the whole run)."""
     seeds = 5
-    spec = plan_cell(algo, ENV_ID, seeds=seeds, steps=10**6, eval_every=10**6, eval_episodes=1)
-    batch = SeedBatch(build_agent(spec), spec, spec.seeds)
-    batch.start()
-    batch.train(1_100)  # past init_steps (1000): every call learns
-    step = batch._f.fused
+    batch, step, call = _learner_call(algo, seeds)
     keys = batch._keys_for(batch.env_step)
     call_flops = flops(step.lower(batch.state, batch.carry, batch._obs, batch._rtt, keys).compile())
-    carried = [batch.state, batch.carry]
-
-    def call():
-        state, carry, action = step(*carried, batch._obs, batch._rtt, keys)  # the step donates its inputs
-        carried[:] = [state, carry]
-        return action
-
     repeats = 20 if benchmark.disabled else 1_000
     seconds = benchmark.pedantic(lambda: median_s(call, repeats), rounds=1)
     peak = matmul_gflops()
@@ -122,3 +135,29 @@ def test_learner_step_gflops(benchmark, algo: str) -> None:
     benchmark.extra_info.update(info)
     print(f"\n{algo} learner step, {seeds} seeds: {info}")
     assert call_flops > 0 and np.isfinite(seconds)
+
+
+@pytest.mark.parametrize("algo", ["omd", "mle-dyna"])
+def test_float64_cost(benchmark, algo: str) -> None:
+    """ms per learner step of a 5-seed cell in float32 and in float64 (each built and called under
+    ``jax.enable_x64`` as the harness runs it), timed in alternating blocks of 20 calls; the ratio of the
+    medians is what float64 costs."""
+    calls = {}
+    for float64 in (False, True):
+        with jax.enable_x64(float64):
+            calls[float64] = _learner_call(algo, 5, float64=float64)[2]
+    blocks = 3 if benchmark.disabled else 30
+    times: dict[bool, list[float]] = {False: [], True: []}
+
+    def measure() -> None:
+        for _ in range(blocks):
+            for float64, call in calls.items():
+                with jax.enable_x64(float64):
+                    times[float64].append(median_s(call, 20))
+
+    benchmark.pedantic(measure, rounds=1)
+    ms = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
+    info = {"float32_ms": round(ms[False], 3), "float64_ms": round(ms[True], 3), "ratio": round(ms[True] / ms[False], 2)}
+    benchmark.extra_info.update(info)
+    print(f"\n{algo} learner step, 5 seeds: {info}")
+    assert all(np.isfinite(list(ms.values())))
