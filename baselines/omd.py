@@ -33,7 +33,10 @@ its own ball after every model step). ``separate_reward_model=False`` gives one 
 Replay: minibatches are drawn WITHOUT replacement, as the official replay_buffer.py.
 
 Precision: float32 by default; ``float64=True`` runs the cell under ``jax.enable_x64`` with a float64
-learner state, as the official code (which enables x64 throughout).
+learner state, as the official code (which enables x64 throughout). A deviation chosen from data
+(results/README.md, "Ablations of the faithful agents"): on the 10-distractor CartPole cell float64 did
+not prevent OMD's run-aways (2 of 5 seeds reached model errors ~1e16, finite, so never flagged), left
+MLE-Dyna's result unchanged, and cost 1.7-1.9x per learner step.
 
 One ``update`` is one jitted call per env step (the harness composes it with ``act``); the replay buffer
 lives in the state, so donate the state to the jitted step to keep its writes in place.
@@ -95,7 +98,8 @@ class DynaConfig:
     """Minibatches of distinct replay items (official CartPole replay_buffer.py); jaxrl's buffer, behind the
     MuJoCo code, samples with replacement (the continuous default)."""
     float64: bool = False
-    """Discrete actions: run the learner in float64 (the official CartPole code enables x64)."""
+    """Discrete actions: run the learner in float64 (the official CartPole code enables x64; off by default, see
+    "Precision" above)."""
     probabilistic_model: bool = False
     """Gaussian model (NLL for MLE, sampled s' for Q-learning) instead of deterministic; ``prob_model``."""
     num_q_steps: int = 1
