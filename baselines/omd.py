@@ -98,8 +98,8 @@ class DynaConfig:
     """Minibatches of distinct replay items (official CartPole replay_buffer.py); jaxrl's buffer, behind the
     MuJoCo code, samples with replacement (the continuous default)."""
     float64: bool = False
-    """Discrete actions: run the learner in float64 (the official CartPole code enables x64; off by default, see
-    "Precision" above)."""
+    """Discrete actions: run the learner in float64 (the official CartPole code enables x64; off by
+    default, see "Precision" above)."""
     probabilistic_model: bool = False
     """Gaussian model (NLL for MLE, sampled s' for Q-learning) instead of deterministic; ``prob_model``."""
     num_q_steps: int = 1

@@ -92,7 +92,9 @@ def test_wall_time(benchmark, tmp_path: Path, algo: str, seeds: int) -> None:
 def _learner_call(algo: str, seeds: int, **overrides: object) -> tuple[SeedBatch, object, object]:
     """A cell's batch trained past the random start steps (1000), its jitted per-step call and a closure
     that runs that call once on the carried state (the call donates its inputs)."""
-    spec = plan_cell(algo, ENV_ID, seeds=seeds, steps=10**6, eval_every=10**6, eval_episodes=1, overrides=overrides)
+    spec = plan_cell(
+        algo, ENV_ID, seeds=seeds, steps=10**6, eval_every=10**6, eval_episodes=1, overrides=overrides
+    )
     batch = SeedBatch(build_agent(spec), spec, spec.seeds)
     batch.start()
     batch.train(1_100)
@@ -157,7 +159,11 @@ def test_float64_cost(benchmark, algo: str) -> None:
 
     benchmark.pedantic(measure, rounds=1)
     ms = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
-    info = {"float32_ms": round(ms[False], 3), "float64_ms": round(ms[True], 3), "ratio": round(ms[True] / ms[False], 2)}
+    info = {
+        "float32_ms": round(ms[False], 3),
+        "float64_ms": round(ms[True], 3),
+        "ratio": round(ms[True] / ms[False], 2),
+    }
     benchmark.extra_info.update(info)
     print(f"\n{algo} learner step, 5 seeds: {info}")
     assert all(np.isfinite(list(ms.values())))
