@@ -413,9 +413,11 @@ class PPO(Agent):
         advantage = gae(
             ro.reward, old_value, next_value, ro.terminated, ro.truncated, cfg.gamma, cfg.gae_lambda
         )
+        # Train on the inputs the policy acted on (CleanRL stores them normalised at collection time), so
+        # the ratio starts at 1; the merged statistics serve the next rollout.
         stats = stats_merge(obs_stats, encode(self.obs_space, ro.obs)) if self.use_obs_norm else obs_stats
         data = {
-            "inputs": self._inputs(stats, ro.obs),
+            "inputs": self._inputs(obs_stats, ro.obs),
             "action": ro.action,
             "old_log_prob": old_log_prob,
             "old_value": old_value,

@@ -192,3 +192,28 @@ def test_continuous_actions_are_clipped_to_the_bounds():
     obs = jnp.zeros(info.observation_space.shape)
     actions = jax.vmap(lambda k: agent.act(state, obs, k, True))(jax.random.split(jax.random.key(1), 200))
     assert float(actions.min()) == -2.0 and float(actions.max()) == 2.0
+
+
+def test_learning_starts_from_the_acting_policy_when_observation_statistics_move():
+    """CleanRL stores observations normalised by the statistics that acted, so PPO's ratio starts at
+    exactly 1. Our rollout keeps raw observations: the learning phase must normalise them with the
+    statistics the policy acted with, not with those just merged from the rollout. Observations far
+    from the initial statistics (mean 0, var 1) make any mismatch visible in the first minibatch."""
+    info = _env_info("mbrl_bench/Reacher-v0")
+    agent = PPO(PPOConfig(n_steps=64, minibatch_size=64, update_epochs=1), info)
+    state = agent.init(jax.random.key(0))
+    obs_dim = info.observation_space.shape[0]
+    rng = np.random.default_rng(0)
+    observations = jnp.asarray(5.0 + 3.0 * rng.standard_normal((65, obs_dim)), jnp.float32)
+    act, update = jax.jit(agent.act, static_argnums=3), jax.jit(agent.update)
+    for t in range(1, 65):
+        action = act(state, observations[t - 1], jax.random.key(t), True)
+        tr = Transition(
+            observations[t - 1], action, jnp.float32(1.0), observations[t], jnp.bool_(False), jnp.bool_(False)
+        )
+        state, metrics = update(state, tr, jax.random.key(1000 + t), jnp.int32(t))
+    # One epoch of one minibatch: the metrics are those of the parameters that acted.
+    assert float(metrics["approx_kl"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(metrics["clip_fraction"]) == 0.0
+    # The statistics still learn from the rollout, for the next one.
+    assert float(state.obs_stats.count) == pytest.approx(64.0, abs=1e-3)
