@@ -30,6 +30,10 @@ discounted return (clip 10), and whose learning rate falls linearly to 0 over th
   of the clipped action under the censored Gaussian (density inside the box, the Gaussian's tail mass
   at a bound): the clipped-action policy gradient of Fujita & Maeda (ICML 2018), which has the same
   expectation as CleanRL's unclipped-sample estimator and lower variance. This is the one deviation.
+- Observation normalisation (``normalize_obs``): running mean and variance, clip 10. The rollout keeps
+  raw observations; a learning phase normalises them with the statistics the policy acted with (CleanRL
+  stores them normalised at collection time, so PPO's ratio starts at 1) and then merges the rollout
+  into the statistics for the next one. CleanRL updates its statistics every step, we once per rollout.
 - Reward normalisation (``normalize_reward``) is CleanRL's NormalizeReward (gym 0.23 as CleanRL pins it):
   per step, the discounted return ``R = gamma R + r`` is merged into running statistics, the reward is
   divided by ``sqrt(var(R) + 1e-8)`` and clipped to +-10, and ``R`` restarts at 0 after an episode end.
