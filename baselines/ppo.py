@@ -411,17 +411,18 @@ class PPO(Agent):
             lr = annealed_learning_rate(cfg.learning_rate, step, self.n_steps, self.total_steps)
         else:
             lr = jnp.asarray(cfg.learning_rate, jnp.float32)
-        old_out, old_log_std, old_value = self.net.apply(params, self._inputs(obs_stats, ro.obs))
+        # Train on the inputs the policy acted on (CleanRL stores them normalised at collection time), so
+        # the ratio starts at 1; the merged statistics serve the next rollout.
+        inputs = self._inputs(obs_stats, ro.obs)
+        old_out, old_log_std, old_value = self.net.apply(params, inputs)
         _, _, next_value = self.net.apply(params, self._inputs(obs_stats, ro.next_obs))
         old_log_prob, _ = self._log_prob_entropy(old_out, old_log_std, ro.action)
         advantage = gae(
             ro.reward, old_value, next_value, ro.terminated, ro.truncated, cfg.gamma, cfg.gae_lambda
         )
-        # Train on the inputs the policy acted on (CleanRL stores them normalised at collection time), so
-        # the ratio starts at 1; the merged statistics serve the next rollout.
         stats = stats_merge(obs_stats, encode(self.obs_space, ro.obs)) if self.use_obs_norm else obs_stats
         data = {
-            "inputs": self._inputs(obs_stats, ro.obs),
+            "inputs": inputs,
             "action": ro.action,
             "old_log_prob": old_log_prob,
             "old_value": old_value,
