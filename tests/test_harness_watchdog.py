@@ -28,6 +28,8 @@ from mbrl_bench.harness.executors import WORKER_XLA_FLAGS, LocalExecutor, RayExe
 from mbrl_bench.harness.runner import ProgressEvent, run_cell, write_status
 from mbrl_bench.harness.session import run_session
 
+pytestmark = pytest.mark.xdist_group("process-trees")
+
 CARTPOLE = "mbrl_bench/CartPoleDistractor-v0"
 SMALL = {"num_distractors": 2}
 TIMEOUT_S = 10.0
