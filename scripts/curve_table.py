@@ -5,7 +5,8 @@ mean evaluation return over a window of the last env steps.
     python scripts/curve_table.py results/virel-cartpole --at 5000 20000 100000 --column eps_w --median
     python scripts/curve_table.py results/misspecification-cartpole --window 180000 200000
 
-Diverged and failed seeds count with the rows their curves have (a diverged seed's curve stops early).
+Diverged and failed seeds count with the rows their curves have (a diverged seed's curve stops early); a
+value read at a step some seeds have not reached (running, diverged or failed) says how many reached it.
 """
 
 from __future__ import annotations
@@ -43,7 +44,11 @@ def main() -> None:
         parts = [cell, f"{len(curves)} seeds"]
         for step in args.at:
             values = pd.Series([c.loc[c.env_step <= step, args.column].iloc[-1] for c in curves])
-            parts.append(f"{args.column}@{step}={values.median() if args.median else values.mean():.4g}")
+            value = f"{args.column}@{step}={values.median() if args.median else values.mean():.4g}"
+            reached = sum(int(c.env_step.max() >= step) for c in curves)
+            if reached < len(curves):  # a running, diverged or failed seed: read at its last evaluation
+                value += f" [{reached}/{len(curves)} seeds reached {step}]"
+            parts.append(value)
         if args.window:
             after, upto = args.window
             late = [c.loc[(c.env_step > after) & (c.env_step <= upto), "eval_return"].mean() for c in curves]
