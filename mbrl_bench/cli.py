@@ -331,7 +331,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         return 0
     from mbrl_bench.harness.plots import plot_capacity_sweep, plot_results
 
-    summary = plot_results(args.dir, args.out, args.metric, args.log_y)
+    summary = plot_results(args.dir, args.out, args.metric, args.log_y, not args.no_published)
     print(f"plot: {summary.path} ({len(summary.panels)} panels)")
     if args.metric != "eval_return":  # the capacity sweep is a return plot
         return 0
@@ -527,6 +527,12 @@ def build_parser() -> argparse.ArgumentParser:
         "virel's eps_w (default DIR/curves_<COLUMN>.png)",
     )
     plot.add_argument("--log-y", action="store_true", help="log-scale y axis (non-positive values left out)")
+    plot.add_argument(
+        "--no-published",
+        action="store_true",
+        help="leave out the published curves (MBPO's official runs, jaxrl's SAC, mjrl's PAL example) drawn "
+        "by default beside an algorithm's return curve on the env they were reported for",
+    )
     plot.add_argument(
         "--sweep-out",
         help="image file of the final value against the norm bound, drawn where an algorithm ran two or "

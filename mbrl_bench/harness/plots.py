@@ -5,7 +5,10 @@ sweep of ``norm:B`` capacities, the final value against the bound B (``plot_capa
 The band is a percentile bootstrap of the mean over seeds, computed independently at each evaluation
 step (seeds resampled with replacement, 2,000 replicates, a fixed RNG seed so the figure is
 reproducible). A seed contributes at the steps its curve reaches (a diverged seed stops early); a
-single seed draws a line without a band. Drawn with matplotlib's Agg canvas, so no display is needed.
+single seed draws a line without a band. Where a panel's algorithm has a published curve on that env
+(``mbrl_bench.harness.published``), its points up to the panel's last step are drawn beside it, dashed,
+in the line's colour, with +- std bars where the source gives one. Drawn with matplotlib's Agg canvas, so
+no display is needed.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -25,6 +29,7 @@ from mbrl_bench.envs.registration import make
 from mbrl_bench.envs.tabular import TabularMDP
 from mbrl_bench.harness import store
 from mbrl_bench.harness.errors import UsageError
+from mbrl_bench.harness.published import PublishedCurve, load_published
 from mbrl_bench.models.capacity import parse_capacity
 
 BOOTSTRAP_REPLICATES = 2000
@@ -93,13 +98,46 @@ def _split_crowded(
     return out
 
 
+def _draw_published(
+    ax: Any, curves: list[PublishedCurve], colors: dict[str, str], last_step: int
+) -> list[str]:
+    """Draw each published curve whose algo has a line (``colors``) up to ``last_step``; its labels."""
+    names = []
+    for curve in curves:
+        if curve.algo not in colors:
+            continue
+        shown = [i for i, step in enumerate(curve.env_steps) if step <= last_step]
+        if not shown:
+            continue
+        spreads = np.array([curve.spreads[i] for i in shown])
+        name = f"{curve.algo}, published: {curve.label}"
+        ax.errorbar(
+            [curve.env_steps[i] for i in shown],
+            [curve.returns[i] for i in shown],
+            yerr=None if np.all(np.isnan(spreads)) else np.nan_to_num(spreads),
+            color=colors[curve.algo],
+            linestyle="--",
+            marker="s",
+            markersize=4,
+            capsize=3,
+            label=name,
+        )
+        names.append(name)
+    return names
+
+
 def plot_results(
-    results_dir: str | Path, out: str | Path | None = None, metric: str = "eval_return", log_y: bool = False
+    results_dir: str | Path,
+    out: str | Path | None = None,
+    metric: str = "eval_return",
+    log_y: bool = False,
+    published: bool = True,
 ) -> PlotSummary:
     """Draw every curve under ``results_dir`` into ``out``, atomically: the evaluation return, or any other
     ``curve.csv`` column named by ``metric`` (an agent's metric such as VIREL's ``eps_w``), drawn for the
     cells that record it. Default ``out``: ``DIR/curves.png``, for another metric ``DIR/curves_<metric>.png``.
-    ``log_y`` draws the y axis on a log scale (zero and negative values are left out)."""
+    ``log_y`` draws the y axis on a log scale (zero and negative values are left out). ``published`` draws
+    the published return curves of the panels' algorithms on their envs (see the module docstring)."""
     root = Path(results_dir)
     if not root.is_dir():
         raise UsageError(f"results directory {root} does not exist")
@@ -117,6 +155,7 @@ def plot_results(
         raise UsageError(f"no curve under {root} has a column {metric!r}; columns there: {valid}")
     curves = _split_crowded(curves)
     panels = sorted(curves)
+    reference = load_published() if published and metric == "eval_return" else []
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     fig = Figure(figsize=(5.5 * ncols, 4.0 * nrows), layout="constrained")
@@ -125,6 +164,8 @@ def plot_results(
     for k, label in enumerate(panels):
         ax = fig.add_subplot(nrows, ncols, k + 1)
         names = []
+        colors: dict[str, str] = {}
+        last_step = 0
         for (algo, capacity), seeds in sorted(curves[label].items()):
             steps = sorted({row["env_step"] for curve in seeds for row in curve})
             col = {s: j for j, s in enumerate(steps)}
@@ -139,6 +180,10 @@ def plot_results(
             (line,) = ax.plot(steps, mean, label=name)
             ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
             names.append(name)
+            colors.setdefault(algo, line.get_color())
+            last_step = max([last_step, *steps])
+        env = label.split(" | ")[0]  # a crowded panel is "env label | algo"
+        names += _draw_published(ax, [c for c in reference if c.env == env], colors, last_step)
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("env steps")
         ax.set_ylabel("eval return" if metric == "eval_return" else metric)
