@@ -88,7 +88,9 @@ class ContinuousDyna:
 
     def __init__(self, config: DynaConfig, env: EnvInfo, capacity: str, model_loss: str) -> None:
         self.config, self.model_loss = config, model_loss
-        self.io = EnvAdapter.for_spaces(env.observation_space, env.action_space, env.task.layout, config.hide_position)
+        self.io = EnvAdapter.for_spaces(
+            env.observation_space, env.action_space, env.task.layout, config.hide_position
+        )
         self.obs_dim, self.action_dim = self.io.obs_dim, self.io.action_dim
         replay_capacity = min(config.replay_capacity, env.budget or config.replay_capacity)
         self.sac = SAC(
@@ -119,7 +121,9 @@ class ContinuousDyna:
             weight_decays=(0.0,),
             separate_reward_net=config.separate_reward_model,
         )
-        self.dynamics = DynamicsModel(model_config, self.obs_dim, self.action_dim, False, parse_capacity(capacity))
+        self.dynamics = DynamicsModel(
+            model_config, self.obs_dim, self.action_dim, False, parse_capacity(capacity)
+        )
         self.model_optimizer = optax.chain(optax.adam(config.model_lr), self.dynamics.capacity_transform())
         self.inverse = config.inverse_config()
 
@@ -144,7 +148,9 @@ class ContinuousDyna:
     def update(
         self, state: ContinuousDynaState, transition: Transition, key: jax.Array, step: jax.Array
     ) -> tuple[ContinuousDynaState, dict[str, jax.Array]]:
-        state = state._replace(replay=replay_add(state.replay, self.io.replay_item(transition)), steps=state.steps + 1)
+        state = state._replace(
+            replay=replay_add(state.replay, self.io.replay_item(transition)), steps=state.steps + 1
+        )
         learn = self._omd_update if self.model_loss == "omd" else self._mle_update
         idle = lambda s, k, t: (s, {name: jnp.zeros(()) for name in METRICS})
         return jax.lax.cond(step >= self.config.init_steps, learn, idle, state, key, step)
@@ -152,14 +158,18 @@ class ContinuousDyna:
     # ---- pieces ---------------------------------------------------------------------------------
     def model_batch(self, net: Any, model: ModelParams, real: Batch, key: jax.Array) -> Batch:
         """The real batch with (r, s') replaced by the model's (sampled if Gaussian), differentiable."""
-        next_obs, reward = self.dynamics.step(ModelParams(net, model.stats, model.elites), real.obs, real.action, key)
+        next_obs, reward = self.dynamics.step(
+            ModelParams(net, model.stats, model.elites), real.obs, real.action, key
+        )
         return real._replace(reward=reward, next_obs=next_obs)
 
     def _sample(self, replay: Replay, key: jax.Array) -> Batch:
         sample = sample_without_replacement if self.config.sample_without_replacement else sample_uniform
         return Batch(*replay_get(replay, sample(replay, key, self.config.batch_size)))
 
-    def _inner_rounds(self, learner: SACState, fake: Batch, real: Batch, key: jax.Array) -> tuple[SACState, dict]:
+    def _inner_rounds(
+        self, learner: SACState, fake: Batch, real: Batch, key: jax.Array
+    ) -> tuple[SACState, dict]:
         """K rounds of the official ``fwd_solver`` body (critic on the model batch, target, actor on the
         real s, temperature) as one ``lax.scan``, unrolled when short (K = 1 by default); last metrics."""
         k = self.config.num_q_steps
@@ -173,7 +183,13 @@ class ContinuousDyna:
         return learner._replace(critic_opt=self.sac.optimizers()[1].init(learner.critic))
 
     def _diagnostics(
-        self, state: ContinuousDynaState, step: jax.Array, learner: SACState, real: Batch, fake: Batch, key: jax.Array
+        self,
+        state: ContinuousDynaState,
+        step: jax.Array,
+        learner: SACState,
+        real: Batch,
+        fake: Batch,
+        key: jax.Array,
     ) -> dict[str, jax.Array]:
         """Model errors on the real batch and |y_model - y_real| (same sampled next actions), every
         ``diagnostics_every`` steps (``step`` is unbatched, so the ``lax.cond`` skips the work under vmap)."""
@@ -227,7 +243,9 @@ class ContinuousDyna:
         root = self._inner_solver()
 
         def outer_loss(net: Any) -> tuple[jax.Array, tuple]:
-            critic, (learner, info, fake) = root(learner0.critic, net, (learner0, model, real, k_inner, k_residual))
+            critic, (learner, info, fake) = root(
+                learner0.critic, net, (learner0, model, real, k_inner, k_residual)
+            )
             loss, _ = self.sac.critic_loss(critic, learner, real, k_outer)
             return loss, (learner, info, fake)
 

@@ -13,8 +13,8 @@ Per env step (from env step ``start_steps`` on; uniform random actions before it
    the current stochastic policy, each transition from a uniformly random elite with a Gaussian sample,
    the learned reward and the task's TRUE termination function (the official static termination
    functions; on Gymnasium ids without one, a classifier learned at each retrain,
-   ``mbrl_bench.models.termination``); a branch stops after its terminal transition. ``k`` follows the rollout schedule
-   [start epoch, end epoch, min len, max len] (official ``set_rollout_length``; an epoch is
+   ``mbrl_bench.models.termination``); a branch stops after its terminal transition. ``k`` follows the
+   rollout schedule [start epoch, end epoch, min len, max len] (official ``set_rollout_length``; an epoch is
    ``epoch_length`` env steps counted from the end of the initial random phase, as the official epoch
    loop starts after its initial exploration);
 3. ``updates_per_step`` SAC updates (one ``lax.scan``), each on a batch of int(0.05 x 256) = 12 real and
@@ -37,7 +37,8 @@ x, y). As in the official code's gym v2 envs, the SAC and the ensemble do not re
 y) position (``hide_position``).
 Distractor variants take their base env's preset. Every other env (ours, no official setting): 20 updates
 per step, target entropy -|A| (softlearning) on Box actions or 0.5 log|A| on discrete ones (the shared
-discrete SAC's, see ``SACConfig.target_entropy_ratio``), schedule [20, 100, 1, 1]. A config field left at None takes the preset; ``--set`` overrides it.
+discrete SAC's, see ``SACConfig.target_entropy_ratio``), schedule [20, 100, 1, 1]. A config field left
+at None takes the preset; ``--set`` overrides it.
 
 Discrete actions use the discrete SAC of ``baselines.common.sac`` (categorical policy, exact expectations
 over actions); the model sees the action one-hot. Box observations only (the tabular ids' state indices
@@ -56,14 +57,21 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple
+from typing import ClassVar, NamedTuple
 
 import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import optax
 from mbrl_bench.baselines.api import Agent, EnvInfo, Transition, register_agent
-from mbrl_bench.baselines.common.replay import Replay, replay_add, replay_get, replay_init, replay_size, sample_uniform
+from mbrl_bench.baselines.common.replay import (
+    Replay,
+    replay_add,
+    replay_get,
+    replay_init,
+    replay_size,
+    sample_uniform,
+)
 from mbrl_bench.baselines.common.sac import (
     SAC,
     Batch,
@@ -199,7 +207,9 @@ class MBPOConfig:
         if self.updates_per_step is not None and self.updates_per_step < 1:
             raise ValueError(f"updates_per_step must be >= 1 or none, got {self.updates_per_step!r}")
         if self.start_steps < 1:
-            raise ValueError(f"start_steps must be >= 1 (the first retrain needs data), got {self.start_steps!r}")
+            raise ValueError(
+                f"start_steps must be >= 1 (the first retrain needs data), got {self.start_steps!r}"
+            )
         if not 0.0 <= self.real_ratio <= 1.0:
             raise ValueError(f"real_ratio must be in [0, 1], got {self.real_ratio!r}")
         if self.rollout_schedule is not None:
@@ -235,13 +245,19 @@ class MBPOAgent(Agent):
     Config: ClassVar[type] = MBPOConfig
     action_kinds: ClassVar[frozenset[str]] = frozenset({"discrete", "continuous"})
     uses_model: ClassVar[bool] = True
-    description: ClassVar[str] = "MBPO: SAC on branched rollouts of a Gaussian ensemble, official per-env settings"
+    description: ClassVar[str] = (
+        "MBPO: SAC on branched rollouts of a Gaussian ensemble, official per-env settings"
+    )
 
     def __init__(self, config: MBPOConfig, env: EnvInfo, capacity: str = "full") -> None:
         if not isinstance(env.observation_space, gym.spaces.Box) or len(env.observation_space.shape) != 1:
-            raise ValueError(f"mbpo needs flat vector (Box) observations, {env.env_id} has {env.observation_space}")
+            raise ValueError(
+                f"mbpo needs flat vector (Box) observations, {env.env_id} has {env.observation_space}"
+            )
         super().__init__(config, env, capacity)
-        self.io = EnvAdapter.for_spaces(env.observation_space, env.action_space, env.task.layout, config.hide_position)
+        self.io = EnvAdapter.for_spaces(
+            env.observation_space, env.action_space, env.task.layout, config.hide_position
+        )
         self.discrete, self.obs_dim, self.action_dim = self.io.discrete, self.io.obs_dim, self.io.action_dim
         preset = preset_for(env.env_id)
         self.updates_per_step = config.updates_per_step or preset.updates_per_step
@@ -267,13 +283,17 @@ class MBPOAgent(Agent):
             target = config.target_entropy if config.target_entropy is not None else preset.target_entropy
             target = -float(self.action_dim) if target is None else target
             scale = -target / self.action_dim  # SACConfig states the target as -scale x |A|
-            self.sac = SAC(dataclasses.replace(sac_config, target_entropy_scale=scale), self.obs_dim, self.action_dim)
+            self.sac = SAC(
+                dataclasses.replace(sac_config, target_entropy_scale=scale), self.obs_dim, self.action_dim
+            )
         model_config = ModelConfig(
             hidden_sizes=tuple(config.model_hidden_sizes),
             ensemble_size=config.ensemble_size,
             num_elites=config.num_elites,
         )
-        self.dynamics = DynamicsModel(model_config, self.obs_dim, self.action_dim, self.discrete, parse_capacity(capacity))
+        self.dynamics = DynamicsModel(
+            model_config, self.obs_dim, self.action_dim, self.discrete, parse_capacity(capacity)
+        )
         self.trainer = ModelTrainer(
             self.dynamics,
             TrainConfig(
@@ -294,12 +314,18 @@ class MBPOAgent(Agent):
         last_epoch = ((env.budget or 10**9) - config.start_steps) // config.epoch_length
         self.horizon = max(int(rollout_length(self.schedule, max(last_epoch, 0))), 1)
         """Static scan length: the longest rollout the run reaches within its budget."""
-        self.pool_capacity = self.horizon * config.rollouts_per_step * config.epoch_length * config.model_retain_epochs
+        self.pool_capacity = (
+            self.horizon * config.rollouts_per_step * config.epoch_length * config.model_retain_epochs
+        )
         self.n_real = int(config.batch_size * config.real_ratio)
 
     # ---- state ----------------------------------------------------------------------------------
     def _empty_model_info(self) -> dict[str, jax.Array]:
-        info = {"model_holdout_loss": jnp.zeros(()), "model_epochs": jnp.zeros(()), "model_hit_limit": jnp.zeros(())}
+        info = {
+            "model_holdout_loss": jnp.zeros(()),
+            "model_epochs": jnp.zeros(()),
+            "model_hit_limit": jnp.zeros(()),
+        }
         if self.termination is not None:
             info["termination_loss"] = jnp.zeros(())
         return info | {f"elite_m{i}": jnp.zeros(()) for i in range(self.config.ensemble_size)}
@@ -315,7 +341,9 @@ class MBPOAgent(Agent):
             pool=replay_init(self.io.example_item(), self.pool_capacity),
             steps=jnp.zeros((), jnp.int32),
             model_info=self._empty_model_info(),
-            termination=() if self.termination is None else self.termination.init(jax.random.fold_in(k_model, 1)),
+            termination=()
+            if self.termination is None
+            else self.termination.init(jax.random.fold_in(k_model, 1)),
         )
 
     # ---- acting ---------------------------------------------------------------------------------
@@ -332,7 +360,9 @@ class MBPOAgent(Agent):
         """Train the ensemble on the whole real buffer to early stopping; new elites and model metrics."""
         data = state.replay.data
         real = Transitions(data.obs, data.action, data.reward, data.next_obs)
-        model, model_opt, fit = self.trainer.fit(state.model, state.model_opt, real, key, replay_size(state.replay))
+        model, model_opt, fit = self.trainer.fit(
+            state.model, state.model_opt, real, key, replay_size(state.replay)
+        )
         is_elite = jnp.zeros(self.config.ensemble_size).at[model.elites].set(1.0)
         limit = self.config.model_max_epochs
         info = {
@@ -357,7 +387,9 @@ class MBPOAgent(Agent):
         terminal transition included). A dead branch stays at its last observation.
         """
         k_start, k_steps = jax.random.split(key)
-        starts = replay_get(state.replay, sample_uniform(state.replay, k_start, self.config.rollouts_per_step)).obs
+        starts = replay_get(
+            state.replay, sample_uniform(state.replay, k_start, self.config.rollouts_per_step)
+        ).obs
         actor, model = state.learner.actor, state.model
         n = self.config.rollouts_per_step
         termination = self.env.task.termination_fn
@@ -367,7 +399,9 @@ class MBPOAgent(Agent):
             action, _ = self.sac.sample(actor, obs, k_act)
             next_obs, reward = self.dynamics.step_balanced(model, obs, action, k_model)
             if self.termination is None:
-                terminated = termination(self.io.unview(obs), self.io.to_env(action), self.io.unview(next_obs))
+                terminated = termination(
+                    self.io.unview(obs), self.io.to_env(action), self.io.unview(next_obs)
+                )
             else:
                 terminated = self.termination.terminated(state.termination, obs, action, next_obs)
             terminated = terminated.astype(bool)
@@ -378,7 +412,9 @@ class MBPOAgent(Agent):
             action = jnp.zeros((n, *action.shape), action.dtype)
             return action, jnp.zeros(n), obs, jnp.ones(n, bool)
 
-        def body(carry: tuple[jax.Array, jax.Array], inputs: tuple[jax.Array, jax.Array]) -> tuple[tuple, tuple]:
+        def body(
+            carry: tuple[jax.Array, jax.Array], inputs: tuple[jax.Array, jax.Array]
+        ) -> tuple[tuple, tuple]:
             obs, alive = carry
             t, k = inputs
             active = t < length
@@ -398,7 +434,9 @@ class MBPOAgent(Agent):
         rank = jnp.cumsum(flat_valid) - 1
         slot = jnp.where(flat_valid, (pool.count + rank) % self.pool_capacity, self.pool_capacity)
         flat = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), items)
-        data = jax.tree.map(lambda buf, x: buf.at[slot].set(x.astype(buf.dtype), mode="drop"), pool.data, flat)
+        data = jax.tree.map(
+            lambda buf, x: buf.at[slot].set(x.astype(buf.dtype), mode="drop"), pool.data, flat
+        )
         return Replay(data, pool.count + flat_valid.sum(dtype=jnp.int32))
 
     def pool_window(self, pool: Replay, length: jax.Array) -> jax.Array:
@@ -412,7 +450,9 @@ class MBPOAgent(Agent):
         k_real, k_model = jax.random.split(key)
         real = replay_get(state.replay, sample_uniform(state.replay, k_real, self.n_real))
         n_model = self.config.batch_size - self.n_real
-        back = jax.random.randint(k_model, (n_model,), 0, jnp.maximum(self.pool_window(state.pool, length), 1))
+        back = jax.random.randint(
+            k_model, (n_model,), 0, jnp.maximum(self.pool_window(state.pool, length), 1)
+        )
         fake = replay_get(state.pool, state.pool.count - 1 - back)
         return jax.tree.map(lambda a, b: jnp.concatenate([a, b]), real, fake)
 
@@ -428,10 +468,14 @@ class MBPOAgent(Agent):
         sac = ("critic_loss", "q_mean", "actor_loss", "entropy", "alpha")
         return (*sac, "rollout_length", "rollout_valid_frac", *self._empty_model_info())
 
-    def _idle(self, state: MBPOState, key: jax.Array, step: jax.Array) -> tuple[MBPOState, dict[str, jax.Array]]:
+    def _idle(
+        self, state: MBPOState, key: jax.Array, step: jax.Array
+    ) -> tuple[MBPOState, dict[str, jax.Array]]:
         return state, {name: jnp.zeros(()) for name in self._metric_names()}
 
-    def _learn(self, state: MBPOState, key: jax.Array, step: jax.Array) -> tuple[MBPOState, dict[str, jax.Array]]:
+    def _learn(
+        self, state: MBPOState, key: jax.Array, step: jax.Array
+    ) -> tuple[MBPOState, dict[str, jax.Array]]:
         k_model, k_rollout, k_sac = jax.random.split(key, 3)
         due = (step - self.config.start_steps) % self.config.model_train_every == 0
         state = jax.lax.cond(due, self.retrain, lambda s, k: s, state, k_model)
@@ -446,4 +490,3 @@ class MBPOAgent(Agent):
             "rollout_valid_frac": valid.sum() / (length * self.config.rollouts_per_step),
         }
         return state._replace(learner=learner), metrics | state.model_info
-

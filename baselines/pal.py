@@ -64,7 +64,6 @@ A capacity spec (``--capacity width:64``...) shapes every ensemble member.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, NamedTuple
 
@@ -72,7 +71,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-
 from mbrl_bench.baselines.api import Agent, EnvInfo, Transition, action_kind, register_agent
 from mbrl_bench.baselines.common.npg import (
     NPGPolicy,
@@ -82,6 +80,7 @@ from mbrl_bench.baselines.common.npg import (
     masked_mean,
     npg_step,
 )
+
 from mbrl_bench.models import DynamicsModel, InputStats, ModelConfig, ModelParams
 from mbrl_bench.models.termination import Labelled, TerminationConfig, TerminationModel, TerminationState
 
@@ -324,7 +323,9 @@ class PAL(Agent):
         self.termination = None
         if self.learned:
             classifier = TerminationConfig(steps=config.termination_steps)
-            self.termination = TerminationModel(classifier, self.obs_dim, self.action_dim, not self.continuous)
+            self.termination = TerminationModel(
+                classifier, self.obs_dim, self.action_dim, not self.continuous
+            )
         self.init_capacity = config.init_states_capacity
         if env.budget is not None:  # no run starts more trajectories than it takes steps
             self.init_capacity = max(1, min(self.init_capacity, env.budget))
@@ -335,8 +336,15 @@ class PAL(Agent):
         baseline, baseline_opt = self.baseline.init(k_b)
         params = self.model.init(k_m)
         termination = () if self.termination is None else self.termination.init(jax.random.fold_in(k_m, 1))
-        model = ModelFit(params, self.model_opt.init(params.net), jnp.zeros(self.obs_dim), jnp.ones(self.obs_dim),
-                         jnp.zeros(()), jnp.ones(()), termination)  # fmt: skip
+        model = ModelFit(
+            params,
+            self.model_opt.init(params.net),
+            jnp.zeros(self.obs_dim),
+            jnp.ones(self.obs_dim),
+            jnp.zeros(()),
+            jnp.ones(()),
+            termination,
+        )
         metrics = {k: jnp.zeros(()) for k in _METRICS}
         learner = Learner(self.policy.init(k_pi), baseline, baseline_opt, model, metrics)
         c, d = self.config.buffer_size, self.obs_dim
@@ -445,7 +453,9 @@ class PAL(Agent):
         reward_shift, reward_scale = model.reward_shift, model.reward_scale
         if self.learned:  # the reward output, trained beside the dynamics on the normalised reward
             reward_shift, reward_scale = (x[0] for x in _mean_abs_dev(replay.reward[:, None], valid))
-            targets = jnp.concatenate([targets, ((replay.reward - reward_shift) / (reward_scale + 1e-8))[:, None]], -1)
+            targets = jnp.concatenate(
+                [targets, ((replay.reward - reward_shift) / (reward_scale + 1e-8))[:, None]], -1
+            )
         fitted = self.obs_dim + int(self.learned)
         bs = cfg.fit_batch_size
         steps_per_epoch = jnp.maximum(n // bs, 1)
@@ -492,7 +502,9 @@ class PAL(Agent):
         ``DynamicsNet.forward``: de-normalise, mask near-constant outputs, add the state back)."""
         return self.model_transition(model, obs, action)[0]
 
-    def model_transition(self, model: ModelFit, obs: jax.Array, action: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def model_transition(
+        self, model: ModelFit, obs: jax.Array, action: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
         """``model_step``'s next state and the learned reward (de-normalised; meaningful only where the
         reward is learned) from one forward pass."""
         pred = self.model.forward(model.params.net, model.params.stats, obs, action, per_member=True)
@@ -565,7 +577,9 @@ class PAL(Agent):
             cfg.cg_damping,
         )
         feats = self.baseline.features(flat(seen), flat(t))
-        baseline, baseline_opt, vf_error = self.baseline.fit(baseline, baseline_opt, feats, flat(returns), mask, k_fit)
+        baseline, baseline_opt, vf_error = self.baseline.fit(
+            baseline, baseline_opt, feats, flat(returns), mask, k_fit
+        )
         kept = valid.any(-1)
         metrics = {
             "model_path_return": masked_mean(jnp.sum(jnp.where(valid, paths["reward"], 0.0), -1), kept),
@@ -587,4 +601,3 @@ class MAL(PAL):
     description: ClassVar[str] = (
         "MAL (Rajeswaran et al. 2020): model-based NPG, model leads (mjrl's official Hopper MAL config)"
     )
-

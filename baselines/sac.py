@@ -43,7 +43,9 @@ def check_continuous(agent: Agent, env: EnvInfo) -> None:
     if kind != "continuous":
         raise ValueError(f"{agent.name} supports continuous actions only; {env.env_id} has {kind} actions")
     if not isinstance(env.observation_space, gym.spaces.Box):
-        raise ValueError(f"{agent.name} needs vector (Box) observations, {env.env_id} has {env.observation_space}")
+        raise ValueError(
+            f"{agent.name} needs vector (Box) observations, {env.env_id} has {env.observation_space}"
+        )
 
 
 @register_agent
@@ -58,13 +60,19 @@ class SACAgent(Agent):
 
     def __init__(self, config: SACConfig, env: EnvInfo, capacity: str = "full") -> None:
         super().__init__(config, env, capacity)
-        self.io = EnvAdapter.for_spaces(env.observation_space, env.action_space, env.task.layout, config.hide_position)
-        self.sac: SAC = (DiscreteSAC if self.io.discrete else SAC)(config, self.io.obs_dim, self.io.action_dim)
+        self.io = EnvAdapter.for_spaces(
+            env.observation_space, env.action_space, env.task.layout, config.hide_position
+        )
+        self.sac: SAC = (DiscreteSAC if self.io.discrete else SAC)(
+            config, self.io.obs_dim, self.io.action_dim
+        )
         self.replay_capacity = min(config.replay_capacity, env.budget or config.replay_capacity)
 
     def init(self, key: jax.Array) -> SACAgentState:
         return SACAgentState(
-            self.sac.init(key), replay_init(self.io.example_item(), self.replay_capacity), jnp.zeros((), jnp.int32)
+            self.sac.init(key),
+            replay_init(self.io.example_item(), self.replay_capacity),
+            jnp.zeros((), jnp.int32),
         )
 
     def act(self, state: SACAgentState, obs: jax.Array, key: jax.Array, explore: bool) -> jax.Array:
@@ -74,10 +82,14 @@ class SACAgent(Agent):
     def update(
         self, state: SACAgentState, transition: Transition, key: jax.Array, step: jax.Array
     ) -> tuple[SACAgentState, dict[str, jax.Array]]:
-        state = state._replace(replay=replay_add(state.replay, self.io.replay_item(transition)), steps=state.steps + 1)
+        state = state._replace(
+            replay=replay_add(state.replay, self.io.replay_item(transition)), steps=state.steps + 1
+        )
 
         def learn(s: SACAgentState) -> tuple[SACAgentState, dict[str, jax.Array]]:
-            sample = lambda k: Batch(*replay_get(s.replay, sample_uniform(s.replay, k, self.config.batch_size)))
+            sample = lambda k: Batch(
+                *replay_get(s.replay, sample_uniform(s.replay, k, self.config.batch_size))
+            )
             learner, info = self.sac.updates(s.learner, sample, key, self.config.updates_per_step)
             return s._replace(learner=learner), {name: info[name] for name in METRICS}
 

@@ -214,9 +214,13 @@ class VirelAgent(Agent):
     def __init__(self, config: VirelConfig, env: EnvInfo, capacity: str = "full") -> None:
         super().__init__(config, env, capacity)
         self.kind = action_kind(env.action_space)
-        self.io = EnvAdapter.for_spaces(env.observation_space, env.action_space, env.task.layout, config.hide_position)
+        self.io = EnvAdapter.for_spaces(
+            env.observation_space, env.action_space, env.task.layout, config.hide_position
+        )
         learner_cls: type[VirelSAC] = DiscreteVirelSAC if self.io.discrete else VirelSAC
-        self.sac = learner_cls(config.sac_config(), self.io.obs_dim, self.io.action_dim, optimizer=config.optimizer)
+        self.sac = learner_cls(
+            config.sac_config(), self.io.obs_dim, self.io.action_dim, optimizer=config.optimizer
+        )
         self.replay_capacity = min(config.replay_capacity, env.budget or config.replay_capacity)
         self.metrics = METRICS[self.kind]
 
@@ -226,7 +230,9 @@ class VirelAgent(Agent):
         if self.kind == "discrete":  # the Boltzmann policy is exact: no actor to keep
             learner = learner._replace(actor={}, actor_opt=self.sac.optimizers()[0].init({}))
         learner = learner._replace(log_alpha=jnp.asarray(math.log(self.config.eps_floor), jnp.float32))
-        return VirelState(learner, replay_init(self.io.example_item(), self.replay_capacity), jnp.zeros((), jnp.int32))
+        return VirelState(
+            learner, replay_init(self.io.example_item(), self.replay_capacity), jnp.zeros((), jnp.int32)
+        )
 
     # ---- the temperature -------------------------------------------------------------------------
     def temperature(

@@ -62,12 +62,27 @@ def _state(agent: MBPOAgent, real: int):
     d = state.replay.data
     obs = jax.random.normal(k[0], d.obs.shape)
     action = jax.random.uniform(k[1], d.action.shape, minval=-1.0, maxval=1.0)
-    replay = Replay(Batch(obs, action, jnp.zeros(d.reward.shape), obs + 0.01 * jax.random.normal(k[2], obs.shape),
-                          jnp.ones(d.reward.shape)), jnp.asarray(real, jnp.int32))  # fmt: skip
+    replay = Replay(
+        Batch(
+            obs,
+            action,
+            jnp.zeros(d.reward.shape),
+            obs + 0.01 * jax.random.normal(k[2], obs.shape),
+            jnp.ones(d.reward.shape),
+        ),
+        jnp.asarray(real, jnp.int32),
+    )
     p = state.pool.data
-    pool = Replay(Batch(jax.random.normal(k[0], p.obs.shape), jax.random.uniform(k[1], p.action.shape, minval=-1.0),
-                        jnp.zeros(p.reward.shape), jax.random.normal(k[2], p.obs.shape), jnp.ones(p.reward.shape)),
-                  jnp.asarray(p.obs.shape[0], jnp.int32))  # fmt: skip
+    pool = Replay(
+        Batch(
+            jax.random.normal(k[0], p.obs.shape),
+            jax.random.uniform(k[1], p.action.shape, minval=-1.0),
+            jnp.zeros(p.reward.shape),
+            jax.random.normal(k[2], p.obs.shape),
+            jnp.ones(p.reward.shape),
+        ),
+        jnp.asarray(p.obs.shape[0], jnp.int32),
+    )
     return state._replace(replay=replay, pool=pool)
 
 
@@ -77,8 +92,13 @@ def test_ms_per_env_step(benchmark, setting: str) -> None:
     real, small = REAL, {}
     if benchmark.disabled:  # smoke test: tiny networks and data
         real, length = 600, min(length, 2)
-        small = {"hidden_sizes": (16, 16), "model_hidden_sizes": (16, 16), "rollouts_per_step": 20,
-                 "epoch_length": 10, "updates_per_step": 2}  # fmt: skip
+        small = {
+            "hidden_sizes": (16, 16),
+            "model_hidden_sizes": (16, 16),
+            "rollouts_per_step": 20,
+            "epoch_length": 10,
+            "updates_per_step": 2,
+        }
     config = MBPOConfig(**({"model_max_epochs": MODEL_EPOCHS, "replay_capacity": real} | overrides | small))
     env = mbrl_bench.make(env_id)
     budget = config.start_steps + 200 * config.epoch_length  # long enough for the schedule's max length
@@ -92,7 +112,9 @@ def test_ms_per_env_step(benchmark, setting: str) -> None:
 
     sample = lambda s: lambda k: agent.mixed_batch(s, k, length_arr)
     sac_fn = jax.jit(lambda s, k: agent.sac.updates(s.learner, sample(s), k, g)[0])
-    sac_one = jax.jit(lambda s, k: agent.sac.update(s.learner, sample(s)(k), k)[0]).lower(state, key).compile()
+    sac_one = (
+        jax.jit(lambda s, k: agent.sac.update(s.learner, sample(s)(k), k)[0]).lower(state, key).compile()
+    )
     rollout_fn = jax.jit(lambda s, k: agent.rollout(s, k, length_arr))
 
     def one_model_step(s: Any, k: jax.Array) -> Any:
@@ -126,11 +148,18 @@ def test_ms_per_env_step(benchmark, setting: str) -> None:
         return out
 
     result = benchmark.pedantic(measure, rounds=1, iterations=1)
-    info_out = {k: round(v, 2) for k, v in result.items()} | {"setting": setting, "G": g, "length": length,
-                                                             "real": real, "uptime": os.getloadavg()}  # fmt: skip
+    info_out = {k: round(v, 2) for k, v in result.items()} | {
+        "setting": setting,
+        "G": g,
+        "length": length,
+        "real": real,
+        "uptime": os.getloadavg(),
+    }
     benchmark.extra_info.update(info_out)
     print(f"\n{setting}: {info_out}")
     assert all(v > 0 for v in result.values())
     if setting == "halfcheetah-mbrl-lib" and not benchmark.disabled:
-        print(f"mbrl-lib: {MBRL_LIB_S_PER_1000} s per 1000 steps; target <= {TARGET_S_PER_1000}; "
-              f"here {result['s_per_1000_steps']:.1f}")  # fmt: skip
+        print(
+            f"mbrl-lib: {MBRL_LIB_S_PER_1000} s per 1000 steps; target <= {TARGET_S_PER_1000}; "
+            f"here {result['s_per_1000_steps']:.1f}"
+        )

@@ -1,4 +1,5 @@
-"""Speed of one PAL iteration (model fit + NPG steps) at the official Hopper PAL settings, with achieved GFLOP/s.
+"""Speed of one PAL iteration (model fit + NPG steps) at the official Hopper PAL settings, with the
+achieved GFLOP/s.
 
 Run with ``pytest benchmarks/test_pal.py --benchmark-enable -s``. On a real buffer of ``buffer_size``
 (1e4) random Hopper-shaped transitions in trajectories of 100 steps, it times the jitted pieces:
@@ -66,7 +67,14 @@ def test_one_pal_iteration(benchmark) -> None:
     small = benchmark.disabled
     fit_steps = 4 if small else FIT_STEPS
     sizes = (
-        dict(buffer_size=400, update_paths=4, horizon=10, model_hidden=(16, 16), policy_hidden=(8,), fit_batch_size=20)
+        dict(
+            buffer_size=400,
+            update_paths=4,
+            horizon=10,
+            model_hidden=(16, 16),
+            policy_hidden=(8,),
+            fit_batch_size=20,
+        )
         if small
         else {}
     )
@@ -95,7 +103,10 @@ def test_one_pal_iteration(benchmark) -> None:
         updates, opt = agent.model_opt.update(grads, opt, net)
         return optax.apply_updates(net, updates), opt
 
-    batch = (replay.obs[: members * bs].reshape(members, bs, d), replay.action[: members * bs].reshape(members, bs, -1))
+    batch = (
+        replay.obs[: members * bs].reshape(members, bs, d),
+        replay.action[: members * bs].reshape(members, bs, -1),
+    )
     fit_step = jax.jit(one_fit_step).lower(model.params.net, model.opt_state, *batch, batch[0]).compile()
 
     def one_rollout_step(policy: Any, s: jax.Array, k: jax.Array) -> Any:
@@ -109,7 +120,9 @@ def test_one_pal_iteration(benchmark) -> None:
     def measure() -> dict[str, float]:
         matmul = matmul_gflops(128 if small else 2048, REPEATS)
         fit_s = median_s(lambda: fit(learner.model, replay, key), 1)
-        npg_s = median_s(lambda: npg(learner.policy, learner.baseline, learner.baseline_opt, model, replay, key), REPEATS)
+        npg_s = median_s(
+            lambda: npg(learner.policy, learner.baseline, learner.baseline_opt, model, replay, key), REPEATS
+        )
         rollout_s = median_s(lambda: rollout(learner.policy, model, starts, key), REPEATS)
         steps_per_epoch = max(config.buffer_size // bs, 1)
         steps_run = min(config.fit_epochs, -(-fit_steps // steps_per_epoch)) * steps_per_epoch

@@ -31,8 +31,13 @@ def main() -> None:
     parser.add_argument("--column", default="eval_return", help="curve.csv column (default eval_return)")
     parser.add_argument("--at", type=int, nargs="*", default=[], help="env steps to read the column at")
     parser.add_argument("--median", action="store_true", help="median over seeds instead of the mean")
-    parser.add_argument("--window", type=int, nargs=2, metavar=("AFTER", "UPTO"),
-                        help="mean eval_return over evaluations with AFTER < env_step <= UPTO, then over seeds")  # fmt: skip
+    parser.add_argument(
+        "--window",
+        type=int,
+        nargs=2,
+        metavar=("AFTER", "UPTO"),
+        help="mean eval_return over evaluations with AFTER < env_step <= UPTO, then over seeds",
+    )
     args = parser.parse_args()
     found = cells(args.results)
     if not found:

@@ -48,7 +48,9 @@ def evaluate(model: PPO, train_env: VecNormalize, env_id: str, seed: int) -> np.
         total, done = 0.0, False
         while not done:
             action, _ = model.predict(train_env.normalize_obs(obs[None]), deterministic=True)
-            obs, reward, terminated, truncated, _ = env.step(np.clip(action[0], env.action_space.low, env.action_space.high))
+            obs, reward, terminated, truncated, _ = env.step(
+                np.clip(action[0], env.action_space.low, env.action_space.high)
+            )
             total += float(reward)
             done = terminated or truncated
         returns.append(total)
@@ -65,8 +67,12 @@ class Evaluations(BaseCallback):
     def _record(self, step: int) -> None:
         returns = evaluate(self.model, self.training_env, self.env_id, self.seed)
         self.rows.append(
-            {"env_step": step, "eval_return": returns.mean(), "eval_return_std": returns.std(),
-             "wall_time_s": round(time.perf_counter() - self.start, 1)}  # fmt: skip
+            {
+                "env_step": step,
+                "eval_return": returns.mean(),
+                "eval_return_std": returns.std(),
+                "wall_time_s": round(time.perf_counter() - self.start, 1),
+            }
         )
         print(f"{self.env_id} seed {self.seed} step {step}: {returns.mean():.1f}", flush=True)
 
@@ -93,13 +99,29 @@ def run(env_id: str, seed: int, steps: int, out: Path) -> None:
     env = VecNormalize(DummyVecEnv([lambda: gym.make(env_id)]), gamma=0.99, clip_obs=10.0, clip_reward=10.0)
     env.seed(seed)
     model = PPO(
-        "MlpPolicy", env, n_steps=2048, batch_size=64, n_epochs=10,
-        learning_rate=lambda remaining: 3e-4 * remaining, gamma=0.99, gae_lambda=0.95, clip_range=0.2,
-        clip_range_vf=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5, normalize_advantage=True,
-        policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]}, "activation_fn": torch.nn.Tanh,
-                       "log_std_init": 0.0},
-        seed=seed, device="cpu", verbose=0,
-    )  # fmt: skip
+        "MlpPolicy",
+        env,
+        n_steps=2048,
+        batch_size=64,
+        n_epochs=10,
+        learning_rate=lambda remaining: 3e-4 * remaining,
+        gamma=0.99,
+        gae_lambda=0.95,
+        clip_range=0.2,
+        clip_range_vf=0.2,
+        ent_coef=0.0,
+        vf_coef=0.5,
+        max_grad_norm=0.5,
+        normalize_advantage=True,
+        policy_kwargs={
+            "net_arch": {"pi": [64, 64], "vf": [64, 64]},
+            "activation_fn": torch.nn.Tanh,
+            "log_std_init": 0.0,
+        },
+        seed=seed,
+        device="cpu",
+        verbose=0,
+    )
     rows: list[dict] = []
     model.learn(total_timesteps=steps, callback=Evaluations(env_id, seed, steps, rows))
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,9 +29,31 @@ def _cli(*args: str) -> list[str]:
 
 
 def _run_args(out: Path, steps: int, eval_every: int, *extra: str) -> list[str]:
-    return ["run", "--algo", "random", "--env", CARTPOLE, "--env-kwarg", "num_distractors=2", "--seeds", "2",
-            "--steps", str(steps), "--eval-every", str(eval_every), "--eval-episodes", "2", "--out", str(out),
-            "--workers", "1", "--no-progress", "--env-backend", "gymnasium", *extra]  # fmt: skip
+    return [
+        "run",
+        "--algo",
+        "random",
+        "--env",
+        CARTPOLE,
+        "--env-kwarg",
+        "num_distractors=2",
+        "--seeds",
+        "2",
+        "--steps",
+        str(steps),
+        "--eval-every",
+        str(eval_every),
+        "--eval-episodes",
+        "2",
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--no-progress",
+        "--env-backend",
+        "gymnasium",
+        *extra,
+    ]
 
 
 def _strip(rows: list[dict]) -> list[dict]:
@@ -44,8 +66,15 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_curve(tmp_path) -> None:
     proc = subprocess.Popen(
         _cli(*_run_args(out, steps, every)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    spec = plan_cell("random", CARTPOLE, env_kwargs={"num_distractors": 2}, seeds=2, steps=steps,
-                     eval_every=every, eval_episodes=2)  # fmt: skip
+    spec = plan_cell(
+        "random",
+        CARTPOLE,
+        env_kwargs={"num_distractors": 2},
+        seeds=2,
+        steps=steps,
+        eval_every=every,
+        eval_episodes=2,
+    )
     curve = store.seed_dir(spec.cell_dir(out), 1) / store.CURVE_FILE
     deadline = time.monotonic() + 60
     while not (curve.exists() and len(store.read_curve(curve)) >= 2):
@@ -108,10 +137,17 @@ def test_ray_executor_on_a_local_ray_instance(tmp_path, monkeypatch) -> None:
     from mbrl_bench.harness.session import run_session
 
     specs = [
-        plan_cell("random", CARTPOLE, env_kwargs={"num_distractors": n}, seeds=2, steps=300, eval_every=150,
-                  eval_episodes=2)
+        plan_cell(
+            "random",
+            CARTPOLE,
+            env_kwargs={"num_distractors": n},
+            seeds=2,
+            steps=300,
+            eval_every=150,
+            eval_episodes=2,
+        )
         for n in (1, 2)
-    ]  # fmt: skip
+    ]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         session = run_session(specs, tmp_path, RayExecutor())
@@ -129,8 +165,24 @@ def test_ray_executor_on_a_local_ray_instance(tmp_path, monkeypatch) -> None:
 def test_cli_output_drops_mujocos_deprecation_notices(tmp_path) -> None:
     """HalfCheetah's v5 XML makes MuJoCo print a 'settotalmass is deprecated' line per env; the CLI drops
     it (the library does not: a user who builds the env sees MuJoCo's own output)."""
-    args = ["run", "--algo", "random", "--env", "mbrl_bench/HalfCheetah-v0", "--steps", "20", "--eval-every",
-            "20", "--eval-episodes", "1", "--seeds", "1", "--out", str(tmp_path), "--no-progress"]  # fmt: skip
+    args = [
+        "run",
+        "--algo",
+        "random",
+        "--env",
+        "mbrl_bench/HalfCheetah-v0",
+        "--steps",
+        "20",
+        "--eval-every",
+        "20",
+        "--eval-episodes",
+        "1",
+        "--seeds",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+    ]
     env = {k: v for k, v in os.environ.items() if k != "MBRL_BENCH_QUIET_MUJOCO_DEPRECATIONS"}
     done = subprocess.run(_cli(*args), capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr

@@ -130,7 +130,9 @@ def test_curve_rows_hold_the_agent_metrics_mean_since_the_last_row(tmp_path) -> 
 
 def test_a_metric_less_agent_carries_no_zero_size_array_and_resumes_an_old_checkpoint() -> None:
     # A zero-size array among the jitted step's arguments costs every call JAX's slow dispatch path.
-    spec = plan_cell("random", CARTPOLE, env_kwargs=SMALL, seeds=2, steps=100, eval_every=100, eval_episodes=1)
+    spec = plan_cell(
+        "random", CARTPOLE, env_kwargs=SMALL, seeds=2, steps=100, eval_every=100, eval_episodes=1
+    )
     batch = SeedBatch(build_agent(spec), spec, spec.seeds)
     batch.start()
     batch.train(5)

@@ -8,25 +8,43 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-import mbrl_bench
 from mbrl_bench.baselines.api import EnvInfo
 from mbrl_bench.baselines.common.replay import Replay
 from mbrl_bench.baselines.common.sac import Batch, DiscreteSAC, EnvAdapter, SACConfig
 from mbrl_bench.baselines.mbpo import MBPOAgent, MBPOConfig, preset_for, rollout_length
+
+import mbrl_bench
 from mbrl_bench.harness import plan_cell, run_cell
 
 HOPPER, CARTPOLE = "mbrl_bench/Hopper-v0", "mbrl_bench/CartPoleDistractor-v0"
-SMALL = dict(hidden_sizes=(16, 16), model_hidden_sizes=(16, 16), batch_size=40, model_batch_size=32,
-             ensemble_size=4, num_elites=2, rollouts_per_step=10, epoch_length=50, model_train_every=50,
-             start_steps=100, updates_per_step=2, rollout_schedule=(0, 2, 1, 3), model_max_epochs=5,
-             replay_capacity=1000)  # fmt: skip
+SMALL = dict(
+    hidden_sizes=(16, 16),
+    model_hidden_sizes=(16, 16),
+    batch_size=40,
+    model_batch_size=32,
+    ensemble_size=4,
+    num_elites=2,
+    rollouts_per_step=10,
+    epoch_length=50,
+    model_train_every=50,
+    start_steps=100,
+    updates_per_step=2,
+    rollout_schedule=(0, 2, 1, 3),
+    model_max_epochs=5,
+    replay_capacity=1000,
+)
 
 
 def _info(env_id: str, budget: int | None = None, **kwargs: object) -> EnvInfo:
     env = mbrl_bench.make(env_id, **kwargs)
-    info = EnvInfo(env_id, dict(kwargs), env.observation_space, env.action_space,
-                   mbrl_bench.get_task(env_id, **kwargs), budget)  # fmt: skip
+    info = EnvInfo(
+        env_id,
+        dict(kwargs),
+        env.observation_space,
+        env.action_space,
+        mbrl_bench.get_task(env_id, **kwargs),
+        budget,
+    )
     env.close()
     return info
 
@@ -39,17 +57,28 @@ def _filled(agent: MBPOAgent, key: jax.Array, n: int = 200, reward: float = 0.0)
     obs = jax.random.normal(k[0], data.obs.shape)
     action = jax.random.uniform(k[1], data.action.shape, minval=-1.0, maxval=1.0)
     next_obs = obs + 0.1 * jax.random.normal(k[2], obs.shape)
-    replay = Replay(Batch(obs, action, jnp.full(data.reward.shape, reward), next_obs, jnp.ones_like(data.reward)),
-                    jnp.asarray(n, jnp.int32))  # fmt: skip
+    replay = Replay(
+        Batch(obs, action, jnp.full(data.reward.shape, reward), next_obs, jnp.ones_like(data.reward)),
+        jnp.asarray(n, jnp.int32),
+    )
     return state._replace(replay=replay)
 
 
 @pytest.mark.parametrize(
     ("schedule", "epoch", "length"),
-    [((20, 150, 1, 15), 0, 1), ((20, 150, 1, 15), 20, 1), ((20, 150, 1, 15), 29, 1), ((20, 150, 1, 15), 30, 2),
-     ((20, 150, 1, 15), 85, 8), ((20, 150, 1, 15), 149, 14), ((20, 150, 1, 15), 150, 15),
-     ((20, 150, 1, 15), 400, 15), ((20, 100, 1, 25), 60, 13), ((20, 150, 1, 1), 300, 1)],
-)  # fmt: skip
+    [
+        ((20, 150, 1, 15), 0, 1),
+        ((20, 150, 1, 15), 20, 1),
+        ((20, 150, 1, 15), 29, 1),
+        ((20, 150, 1, 15), 30, 2),
+        ((20, 150, 1, 15), 85, 8),
+        ((20, 150, 1, 15), 149, 14),
+        ((20, 150, 1, 15), 150, 15),
+        ((20, 150, 1, 15), 400, 15),
+        ((20, 100, 1, 25), 60, 13),
+        ((20, 150, 1, 1), 300, 1),
+    ],
+)
 def test_rollout_length_schedule_at_its_breakpoints(schedule, epoch: int, length: int) -> None:
     # official set_rollout_length: int(min + clip((epoch - start) / (end - start), 0, 1) * (max - min))
     assert int(rollout_length(schedule, epoch)) == length
@@ -58,7 +87,11 @@ def test_rollout_length_schedule_at_its_breakpoints(schedule, epoch: int, length
 def test_presets_are_the_official_per_env_settings() -> None:
     assert preset_for("mbrl_bench/HopperDistractor-v0") == preset_for(HOPPER)
     hopper = MBPOAgent(MBPOConfig(), _info(HOPPER, budget=50_000))
-    assert (hopper.updates_per_step, hopper.sac.target_entropy, hopper.schedule) == (20, -1.0, (20, 150, 1, 15))
+    assert (hopper.updates_per_step, hopper.sac.target_entropy, hopper.schedule) == (
+        20,
+        -1.0,
+        (20, 150, 1, 15),
+    )
     # 50K steps end in epoch 45, where the schedule gives int(1 + 25/130 * 14) = 3 steps: the static horizon.
     assert hopper.horizon == 3 and hopper.pool_capacity == 3 * 400 * 1000
     cheetah = MBPOAgent(MBPOConfig(), _info("mbrl_bench/HalfCheetahDistractor-v0", budget=10_000))
@@ -70,8 +103,16 @@ def test_presets_are_the_official_per_env_settings() -> None:
     assert cartpole.sac.target_entropy == pytest.approx(0.5 * np.log(2))
 
 
-UNIT = SMALL | dict(ensemble_size=6, num_elites=3, model_lr=1e-9, model_max_epochs=1, rollouts_per_step=300,
-                   rollout_schedule=(0, 1, 4, 4), batch_size=100, real_ratio=0.25)  # fmt: skip
+UNIT = SMALL | dict(
+    ensemble_size=6,
+    num_elites=3,
+    model_lr=1e-9,
+    model_max_epochs=1,
+    rollouts_per_step=300,
+    rollout_schedule=(0, 1, 4, 4),
+    batch_size=100,
+    real_ratio=0.25,
+)
 """One agent for the unit tests (compiling once): Adam at lr 1e-9 leaves the model as set up."""
 
 
@@ -89,7 +130,7 @@ def test_rollouts_never_continue_past_a_terminal_state(unit) -> None:
     agent, state, rollout = unit
     items, valid = jax.tree.map(np.asarray, rollout(state, jax.random.PRNGKey(1), jnp.asarray(4)))
     terminal = valid & (items.not_done == 0)
-    assert 0 < terminal.sum() and terminal.any(axis=0).mean() < 0.99 and valid[-1].any()
+    assert terminal.sum() > 0 and terminal.any(axis=0).mean() < 0.99 and valid[-1].any()
     for t in range(1, 4):
         ended_before = terminal[:t].any(axis=0)
         assert not (valid[t] & ended_before).any()  # nothing valid after a branch's terminal transition
@@ -117,7 +158,9 @@ def test_elites_are_the_members_with_the_lowest_held_out_loss(unit) -> None:
     assert sorted(np.asarray(state.model.elites).tolist()) == [1, 3, 5]
     assert [float(state.model_info[f"elite_m{i}"]) for i in range(6)] == [0, 1, 0, 1, 0, 1]
     # model training that cannot go on stops at its limit (1 epoch here) and says so
-    assert float(state.model_info["model_hit_limit"]) == 1.0 and float(state.model_info["model_epochs"]) == 1.0
+    assert (
+        float(state.model_info["model_hit_limit"]) == 1.0 and float(state.model_info["model_epochs"]) == 1.0
+    )
 
 
 def test_a_batch_has_the_configured_real_model_mix(unit) -> None:
@@ -131,9 +174,13 @@ def test_a_batch_has_the_configured_real_model_mix(unit) -> None:
 
 
 def test_discrete_sac_target_is_the_exact_expectation_and_it_learns_a_bandit() -> None:
-    sac = DiscreteSAC(SACConfig(hidden_sizes=(16,), init_temperature=0.05, discount=0.0, target_entropy_ratio=0.5), 1, 3)
+    sac = DiscreteSAC(
+        SACConfig(hidden_sizes=(16,), init_temperature=0.05, discount=0.0, target_entropy_ratio=0.5), 1, 3
+    )
     state = sac.init(jax.random.PRNGKey(0))
-    batch = Batch(jnp.zeros((6, 1)), jnp.arange(6) % 3, jnp.array([0.0, 1.0, 0.2] * 2), jnp.ones((6, 1)), jnp.ones(6))
+    batch = Batch(
+        jnp.zeros((6, 1)), jnp.arange(6) % 3, jnp.array([0.0, 1.0, 0.2] * 2), jnp.ones((6, 1)), jnp.ones(6)
+    )
     log_p = sac.log_probs(state.actor, batch.next_obs)
     q_next = jnp.min(sac.all_q_values(state.critic_target, batch.next_obs), axis=0)
     sac9 = dataclasses.replace(sac, config=dataclasses.replace(sac.config, discount=0.9))
@@ -147,8 +194,16 @@ def test_discrete_sac_target_is_the_exact_expectation_and_it_learns_a_bandit() -
 @pytest.mark.parametrize("env_id", [HOPPER, CARTPOLE, "CartPole-v1"])
 def test_short_runs_finish_with_finite_curves(tmp_path, env_id: str) -> None:
     """CartPole-v1 is a plain Gymnasium id: no true termination, so mbpo learns one."""
-    spec = plan_cell("mbpo", env_id, seeds=2, steps=150, eval_every=150, eval_episodes=1, overrides=SMALL,
-                     capacity="width:8")  # fmt: skip
+    spec = plan_cell(
+        "mbpo",
+        env_id,
+        seeds=2,
+        steps=150,
+        eval_every=150,
+        eval_episodes=1,
+        overrides=SMALL,
+        capacity="width:8",
+    )
     result = run_cell(spec, tmp_path)
     assert set(result.seed_states.values()) == {"done"}
     for rows in result.curves.values():
@@ -167,7 +222,9 @@ def test_short_runs_finish_with_finite_curves(tmp_path, env_id: str) -> None:
 def test_the_true_termination_reads_the_same_without_the_hidden_position(env_id: str) -> None:
     """Rollouts pass the termination function the learner's view with x (Ant: x, y) set to 0."""
     info = _info(env_id)
-    io = EnvAdapter.for_spaces(info.observation_space, info.action_space, info.task.layout, hide_position=True)
+    io = EnvAdapter.for_spaces(
+        info.observation_space, info.action_space, info.task.layout, hide_position=True
+    )
     d = info.observation_space.shape[0]
     k = jax.random.split(jax.random.PRNGKey(0), 3)
     obs = jax.random.normal(k[0], (2000, d)).at[:, 0].mul(100.0)

@@ -5,7 +5,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
-
 from mbrl_bench.baselines.common.npg import (
     NPGPolicy,
     TimeBaseline,
@@ -38,7 +37,9 @@ def test_fisher_vector_product_equals_explicit_fisher(continuous: bool) -> None:
         return masked_mean(policy.kl(old, policy.dist(unravel(p), obs)), mask)
 
     fisher = jax.jit(jax.hessian(mean_kl))(flat)
-    assert np.linalg.matrix_rank(np.asarray(fisher), tol=1e-6) >= 4  # non-trivial: rank 5 (categorical), 12 (Gaussian)
+    assert (
+        np.linalg.matrix_rank(np.asarray(fisher), tol=1e-6) >= 4
+    )  # non-trivial: rank 5 (categorical), 12 (Gaussian)
     for seed in range(3):
         v = jax.random.normal(jax.random.PRNGKey(10 + seed), flat.shape)
         got = jax.jit(fisher_vector_product, static_argnums=0)(policy, params, obs, mask, v, 1e-3)
@@ -54,7 +55,9 @@ def test_fisher_is_the_expected_outer_product_of_scores(continuous: bool) -> Non
     one = obs[:1]
     score = jax.grad(lambda p, a: policy.log_prob(unravel(p), one, a[None])[0])
     if continuous:
-        actions = jax.vmap(lambda k: policy.sample(params, one, k)[0])(jax.random.split(jax.random.PRNGKey(3), 40000))
+        actions = jax.vmap(lambda k: policy.sample(params, one, k)[0])(
+            jax.random.split(jax.random.PRNGKey(3), 40000)
+        )
         grads = jax.vmap(score, in_axes=(None, 0))(flat, actions)
         explicit = grads.T @ grads / grads.shape[0]
         tol = dict(rtol=0.05, atol=5e-3 * float(jnp.abs(explicit).max()))

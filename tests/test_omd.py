@@ -174,7 +174,9 @@ def test_learns_cartpole(algo: str, tmp_path) -> None:
 
 # ---- the official CartPole setup (issue: faithful OMD) --------------------------------------------
 @pytest.mark.parametrize("capacity", ["full", "width:3", "norm:2"])
-def test_two_model_networks_with_separate_params_each_under_the_capacity(info: EnvInfo, capacity: str) -> None:
+def test_two_model_networks_with_separate_params_each_under_the_capacity(
+    info: EnvInfo, capacity: str
+) -> None:
     agent = OMDAgent(SMALL, info, capacity)
     net = agent.init(jax.random.PRNGKey(0)).model.net
     assert set(net) == {"next_obs", "reward"}
@@ -185,12 +187,16 @@ def test_two_model_networks_with_separate_params_each_under_the_capacity(info: E
         assert sub["layer_0"]["dense"]["kernel"].shape == (1, obs_dim + 2, width)
         assert sub["layer_2"]["dense"]["kernel"].shape == (1, width, out_dim)
         if capacity == "norm:2":
-            norm = jnp.sqrt(sum(jnp.sum(x**2) for k, x in sub.items() if k not in BOUND_NAMES for x in jax.tree.leaves(x)))
+            norm = jnp.sqrt(
+                sum(jnp.sum(x**2) for k, x in sub.items() if k not in BOUND_NAMES for x in jax.tree.leaves(x))
+            )
             assert float(norm) <= 2.0 + 1e-5
     # The reward network does not read the next-obs network's parameters: its output ignores them.
     obs = jnp.ones((4, obs_dim))
     params = agent.init(jax.random.PRNGKey(0)).model
-    zeroed = params._replace(net={**params.net, "next_obs": jax.tree.map(jnp.zeros_like, params.net["next_obs"])})
+    zeroed = params._replace(
+        net={**params.net, "next_obs": jax.tree.map(jnp.zeros_like, params.net["next_obs"])}
+    )
     _, reward = agent.dynamics.step(params, obs, jnp.zeros(4, jnp.int32), jax.random.PRNGKey(1))
     _, reward_zeroed = agent.dynamics.step(zeroed, obs, jnp.zeros(4, jnp.int32), jax.random.PRNGKey(1))
     np.testing.assert_array_equal(reward, reward_zeroed)
@@ -222,11 +228,19 @@ def test_sampling_without_replacement_never_repeats_and_is_uniform() -> None:
 
 def test_float64_runs_produce_float64_learner_state(info: EnvInfo, tmp_path) -> None:
     from mbrl_bench.harness import plan_cell
-    from mbrl_bench.harness.runner import SeedBatch
     from mbrl_bench.harness.cells import build_agent
+    from mbrl_bench.harness.runner import SeedBatch
 
-    spec = plan_cell("omd", ENV, env_kwargs={"num_distractors": 2}, seeds=1, steps=20, eval_every=20,
-                     eval_episodes=1, overrides={"float64": "true", "batch_size": 8, "init_steps": 10})  # fmt: skip
+    spec = plan_cell(
+        "omd",
+        ENV,
+        env_kwargs={"num_distractors": 2},
+        seeds=1,
+        steps=20,
+        eval_every=20,
+        eval_episodes=1,
+        overrides={"float64": "true", "batch_size": 8, "init_steps": 10},
+    )
     agent = build_agent(spec)
     assert agent.float64
     with jax.enable_x64(True):
@@ -245,7 +259,9 @@ def test_warm_q_optimizer_carries_the_inner_adam_state(info: EnvInfo, warm: bool
     state = agent.init(jax.random.PRNGKey(0))
     update = jax.jit(agent.update)
     for step in range(1, 8):
-        state, _ = update(state, _transition(info.observation_space.shape[0]), jax.random.PRNGKey(step), jnp.int32(step))
+        state, _ = update(
+            state, _transition(info.observation_space.shape[0]), jax.random.PRNGKey(step), jnp.int32(step)
+        )
     counts = {int(x) for x in jax.tree.leaves(state.q_opt) if jnp.ndim(x) == 0 and x.dtype == jnp.int32}
     # init_steps = 3: learning at steps 3..7, five outer steps of K = 1 inner step.
     assert counts == ({5} if warm else {1})

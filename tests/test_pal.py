@@ -5,14 +5,13 @@ import json
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
-
-import mbrl_bench
 from mbrl_bench.baselines.api import EnvInfo, Transition, get_agent
 from mbrl_bench.baselines.pal import MALConfig, PALConfig, init_state_pool, kept_mask
+
+import mbrl_bench
 from mbrl_bench.harness import plan_cell, run_cell
 
 CARTPOLE = "mbrl_bench/CartPoleDistractor-v0"
@@ -57,7 +56,12 @@ def test_configs_are_the_official_hopper_ones() -> None:
     for cfg in (PALConfig(), MALConfig()):
         assert (cfg.gamma, cfg.gae_lambda, cfg.step_size, cfg.horizon) == (0.995, 0.97, 0.05, 500)
         assert (cfg.cg_iters, cfg.cg_damping, cfg.min_log_std) == (25, 1e-3, -2.5)
-        assert (cfg.num_models, cfg.model_hidden, cfg.policy_hidden, cfg.fit_batch_size) == (4, (512, 512), (64, 64), 200)
+        assert (cfg.num_models, cfg.model_hidden, cfg.policy_hidden, cfg.fit_batch_size) == (
+            4,
+            (512, 512),
+            (64, 64),
+            200,
+        )
     hopper = pal(PALConfig(), _env_info("mbrl_bench/Hopper-v0"))
     assert hopper.policy.obs_dim == 11 and 0 not in hopper.policy_dims  # x hidden, as mjrl's Hopper-v3
     with pytest.raises(ValueError, match="inner_steps"):
@@ -66,10 +70,16 @@ def test_configs_are_the_official_hopper_ones() -> None:
 
 def test_capacity_shapes_every_member() -> None:
     info = _env_info(CARTPOLE)
-    agent = get_agent("pal")(PALConfig(**{**TINY, "model_hidden": (32, 32), "num_models": 3}), info, "width:5")
+    agent = get_agent("pal")(
+        PALConfig(**{**TINY, "model_hidden": (32, 32), "num_models": 3}), info, "width:5"
+    )
     net = agent.init(jax.random.PRNGKey(0)).learner.model.params.net
     kernels = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(net) if "kernel" in str(path)]
-    assert [k.shape for k in kernels] == [(3, 16, 5), (3, 5, 5), (3, 5, 15)]  # 14 obs + 2 one-hot in; 14 + 1 out
+    assert [k.shape for k in kernels] == [
+        (3, 16, 5),
+        (3, 5, 5),
+        (3, 5, 15),
+    ]  # 14 obs + 2 one-hot in; 14 + 1 out
 
 
 def _reference_kept(lengths: list[int], buffer_size: int) -> list[int]:
@@ -97,7 +107,9 @@ def test_init_state_buffer_and_oldest_first_pruning() -> None:
             obs[:2] = episode, t
             last = t == length - 1
             # Episode 2 ends by truncation, the others by termination: both start a new trajectory.
-            transition = Transition(obs, np.int32(t % 2), 1.0, obs + 0.5, last and episode != 2, last and episode == 2)
+            transition = Transition(
+                obs, np.int32(t % 2), 1.0, obs + 0.5, last and episode != 2, last and episode == 2
+            )
             replay = record(replay, transition)
             so_far = [*done_lengths, t + 1]  # the trajectory in progress counts with its steps so far
             mask = np.asarray(keep(replay, buffer_size))

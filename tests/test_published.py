@@ -37,7 +37,13 @@ def _cell(root: Path, algo: str, last_step: int) -> None:
     seed = store.seed_dir(store.cell_dir(root, algo, HOPPER, "full"), 0)
     seed.mkdir(parents=True)
     rows = [
-        {"env_step": s, "eval_return": s / 100, "eval_return_std": 1.0, "eval_episodes": 5, "wall_time_s": 1.0}
+        {
+            "env_step": s,
+            "eval_return": s / 100,
+            "eval_return_std": 1.0,
+            "eval_episodes": 5,
+            "wall_time_s": 1.0,
+        }
         for s in range(0, last_step + 1, 10_000)
     ]
     store.write_curve(seed / store.CURVE_FILE, rows)

@@ -6,22 +6,34 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-import mbrl_bench
 from mbrl_bench.baselines.api import EnvInfo, Transition, get_agent
-from mbrl_bench.baselines.common.sac import SAC, Batch, SACConfig, tanh_gaussian_log_prob, tanh_gaussian_sample
+from mbrl_bench.baselines.common.sac import (
+    SAC,
+    Batch,
+    SACConfig,
+    tanh_gaussian_log_prob,
+    tanh_gaussian_sample,
+)
 from mbrl_bench.baselines.dyna_continuous import ContinuousDyna
 from mbrl_bench.baselines.mbpo import MBPOConfig
 from mbrl_bench.baselines.omd import CONTINUOUS_DEFAULTS, DynaConfig
 from mbrl_bench.baselines.virel import VirelConfig
+
+import mbrl_bench
 from mbrl_bench.harness import plan_cell, run_cell
 from mbrl_bench.harness.errors import UsageError
 
 
 def _info(env_id: str, budget: int | None = None, **kwargs: object) -> EnvInfo:
     env = mbrl_bench.make(env_id, **kwargs)
-    info = EnvInfo(env_id, dict(kwargs), env.observation_space, env.action_space,
-                   mbrl_bench.get_task(env_id, **kwargs), budget)  # fmt: skip
+    info = EnvInfo(
+        env_id,
+        dict(kwargs),
+        env.observation_space,
+        env.action_space,
+        mbrl_bench.get_task(env_id, **kwargs),
+        budget,
+    )
     env.close()
     return info
 
@@ -45,10 +57,14 @@ def test_tanh_gaussian_log_prob_matches_sample_histogram() -> None:
     counts, _ = np.histogram(np.asarray(actions[:, 0]), bins=edges)
     empirical = counts / (len(keys) * np.diff(edges))
     centres = (edges[:-1] + edges[1:]) / 2
-    density = np.exp(np.asarray(tanh_gaussian_log_prob(mean, log_std, jnp.arctanh(jnp.asarray(centres))[:, None])))
+    density = np.exp(
+        np.asarray(tanh_gaussian_log_prob(mean, log_std, jnp.arctanh(jnp.asarray(centres))[:, None]))
+    )
     np.testing.assert_allclose(empirical, density, rtol=0.08, atol=0.02)
     # The returned log-prob of each sample is the density at that sample.
-    recomputed = tanh_gaussian_log_prob(mean, log_std, jnp.arctanh(jnp.clip(actions[:1000], -0.999999, 0.999999)))
+    recomputed = tanh_gaussian_log_prob(
+        mean, log_std, jnp.arctanh(jnp.clip(actions[:1000], -0.999999, 0.999999))
+    )
     np.testing.assert_allclose(np.asarray(log_probs[:1000]), np.asarray(recomputed), rtol=1e-3, atol=1e-3)
 
 
@@ -72,7 +88,9 @@ def test_sac_learns_a_bandit() -> None:
     state = sac.init(jax.random.PRNGKey(0))
     key = jax.random.PRNGKey(1)
     actions = jax.random.uniform(key, (512, 1), minval=-1.0, maxval=1.0)
-    batch = Batch(jnp.zeros((512, 1)), actions, -((actions[:, 0] - 0.5) ** 2), jnp.zeros((512, 1)), jnp.ones(512))
+    batch = Batch(
+        jnp.zeros((512, 1)), actions, -((actions[:, 0] - 0.5) ** 2), jnp.zeros((512, 1)), jnp.ones(512)
+    )
     state, _ = jax.jit(lambda s, k: sac.updates(s, lambda _: batch, k, 1500))(state, key)
     assert abs(float(sac.deterministic(state.actor, jnp.zeros(1))[0]) - 0.5) < 0.1
 
@@ -97,7 +115,9 @@ def test_continuous_defaults_are_the_official_mujoco_ones() -> None:
     for key, value in CONTINUOUS_DEFAULTS.items():
         assert spec.agent_config[key] == value
     # --set still wins over the per-kind default; discrete cells keep the CartPole defaults.
-    spec = plan_cell("omd", "mbrl_bench/HalfCheetah-v0", steps=10, eval_every=10, overrides={"hidden_dim": "64"})
+    spec = plan_cell(
+        "omd", "mbrl_bench/HalfCheetah-v0", steps=10, eval_every=10, overrides={"hidden_dim": "64"}
+    )
     assert spec.agent_config["hidden_dim"] == 64
     spec = plan_cell("omd", "mbrl_bench/CartPoleDistractor-v0", steps=10, eval_every=10)
     assert spec.agent_config["hidden_dim"] == DynaConfig().hidden_dim == 32
@@ -110,13 +130,20 @@ def test_replay_is_capped_at_the_budget() -> None:
 
 
 def test_omd_identity_gradient_equals_unrolled_plain_step_over_lr() -> None:
-    """-(d_theta grad_w L_model(w*, theta))^T g is the limit of d/dtheta outer(w* - lr grad_w L_model) / lr."""
+    """-(d_theta grad_w L_model(w*, theta))^T g is the limit of
+    d/dtheta outer(w* - lr grad_w L_model) / lr."""
     with jax.enable_x64(True):
-        config = DynaConfig(hidden_dim=8, model_hidden_dim=8, batch_size=6, **{
-            k: v for k, v in CONTINUOUS_DEFAULTS.items() if k not in ("hidden_dim", "model_hidden_dim")})  # fmt: skip
+        config = DynaConfig(
+            hidden_dim=8,
+            model_hidden_dim=8,
+            batch_size=6,
+            **{k: v for k, v in CONTINUOUS_DEFAULTS.items() if k not in ("hidden_dim", "model_hidden_dim")},
+        )
         dyna = ContinuousDyna(config, _info("mbrl_bench/HalfCheetah-v0"), "full", "omd")
         state = dyna.init(jax.random.PRNGKey(0), lambda net: net)
-        state = jax.tree.map(lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x, state)
+        state = jax.tree.map(
+            lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x, state
+        )
         real = _batch(jax.random.PRNGKey(3), 6, dyna.obs_dim, 6, jnp.float64)
         keys = jax.random.split(jax.random.PRNGKey(4), 3)
         (_, (learner, _, _)), grads = dyna.omd_gradient(state.learner, state.model, real, keys)
@@ -152,7 +179,9 @@ def test_short_runs_finish_with_finite_curves(tmp_path, algo: str, env_id: str, 
     small = {"hidden_dim": 16, "model_hidden_dim": 16, "batch_size": 32, "init_steps": 100}
     if algo == "sac":
         small = {"hidden_sizes": (16, 16), "batch_size": 32, "start_steps": 100}
-    spec = plan_cell(algo, env_id, seeds=2, steps=200, eval_every=100, eval_episodes=1, overrides=small, **kwargs)
+    spec = plan_cell(
+        algo, env_id, seeds=2, steps=200, eval_every=100, eval_episodes=1, overrides=small, **kwargs
+    )
     result = run_cell(spec, tmp_path)
     assert set(result.seed_states.values()) == {"done"}
     for rows in result.curves.values():
@@ -166,7 +195,9 @@ def test_short_runs_finish_with_finite_curves(tmp_path, algo: str, env_id: str, 
 def test_discrete_sac_reads_states_one_hot_and_acts_in_the_action_space() -> None:
     """On a tabular id: the state index is read one-hot, actions are indices, uniform in the random phase
     and the most probable one to evaluate; the target entropy is the ratio of log|A|."""
-    agent = get_agent("sac")(SACConfig(hidden_sizes=(8,), start_steps=5), _info("mbrl_bench/TwoStatePolytope-v0"))
+    agent = get_agent("sac")(
+        SACConfig(hidden_sizes=(8,), start_steps=5), _info("mbrl_bench/TwoStatePolytope-v0")
+    )
     assert agent.sac.target_entropy == pytest.approx(0.5 * np.log(2))
     np.testing.assert_array_equal(agent.io.view(jnp.asarray([1, 0])), [[0.0, 1.0], [1.0, 0.0]])
     state = agent.init(jax.random.PRNGKey(0))
@@ -176,7 +207,14 @@ def test_discrete_sac_reads_states_one_hot_and_acts_in_the_action_space() -> Non
     greedy = jax.vmap(lambda k: agent.act(state, jnp.asarray(1), k, False))(keys)
     logits = agent.sac.actor_net.apply(state.learner.actor, agent.io.view(jnp.asarray(1)))
     assert set(np.unique(greedy)) == {int(jnp.argmax(logits))}
-    step = Transition(jnp.asarray(0), jnp.asarray(1), jnp.asarray(0.5), jnp.asarray(1), jnp.asarray(False), jnp.asarray(False))
+    step = Transition(
+        jnp.asarray(0),
+        jnp.asarray(1),
+        jnp.asarray(0.5),
+        jnp.asarray(1),
+        jnp.asarray(False),
+        jnp.asarray(False),
+    )
     item = agent.io.replay_item(step)
     assert item.action.dtype == jnp.int32 and int(item.action) == 1 and float(item.not_done) == 1.0
 
@@ -190,7 +228,9 @@ def test_the_learner_does_not_read_the_absolute_position(algo: str) -> None:
         "sac": lambda **kw: SACConfig(hidden_sizes=(8,), **kw),
         "omd": lambda **kw: DynaConfig(**{**CONTINUOUS_DEFAULTS, "hidden_dim": 8, **kw}),
         "virel": lambda **kw: VirelConfig(hidden_sizes=(8,), **kw),
-        "mbpo": lambda **kw: MBPOConfig(hidden_sizes=(8,), model_hidden_sizes=(8,), rollouts_per_step=1, **kw),
+        "mbpo": lambda **kw: MBPOConfig(
+            hidden_sizes=(8,), model_hidden_sizes=(8,), rollouts_per_step=1, **kw
+        ),
     }
     make = lambda **kw: get_agent(algo)(configs[algo](**kw), info)
     agent = make()
@@ -201,5 +241,7 @@ def test_the_learner_does_not_read_the_absolute_position(algo: str) -> None:
     np.testing.assert_array_equal(act(obs), act(far))
     seeing = make(hide_position=False)
     state = seeing.init(jax.random.PRNGKey(0))
-    assert not np.array_equal(seeing.act(state, obs, jax.random.PRNGKey(1), False),
-                              seeing.act(state, far, jax.random.PRNGKey(1), False))  # fmt: skip
+    assert not np.array_equal(
+        seeing.act(state, obs, jax.random.PRNGKey(1), False),
+        seeing.act(state, far, jax.random.PRNGKey(1), False),
+    )

@@ -178,8 +178,14 @@ def test_e_step_and_m_step_scale_their_gradients_by_eps_and_eps_squared(eps: flo
 
 
 def _transition(agent: VirelAgent, reward: float) -> Transition:
-    return Transition(jnp.zeros(agent.io.obs_dim), jnp.asarray(1), jnp.asarray(reward), jnp.zeros(agent.io.obs_dim),
-                      jnp.asarray(False), jnp.asarray(False))  # fmt: skip
+    return Transition(
+        jnp.zeros(agent.io.obs_dim),
+        jnp.asarray(1),
+        jnp.asarray(reward),
+        jnp.zeros(agent.io.obs_dim),
+        jnp.asarray(False),
+        jnp.asarray(False),
+    )
 
 
 def test_zero_or_nonfinite_eps_leaves_the_policy_defined_and_reports_the_divergence() -> None:

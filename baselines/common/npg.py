@@ -31,7 +31,6 @@ import jax
 import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
-
 from mbrl_bench.baselines.common.distributions import categorical_log_prob, gaussian_log_prob
 
 
@@ -60,7 +59,9 @@ class PolicyNet(nn.Module):
             bias_init = lambda k, s, d=jnp.float32, f=fan_in: jax.random.uniform(k, s, d, -1, 1) / jnp.sqrt(f)
             x = nn.tanh(nn.Dense(width, kernel_init=torch_uniform(1.0), bias_init=bias_init)(x))
         fan_in = x.shape[-1]
-        out_bias = lambda k, s, d=jnp.float32, f=fan_in: 0.01 * jax.random.uniform(k, s, d, -1, 1) / jnp.sqrt(f)
+        out_bias = lambda k, s, d=jnp.float32, f=fan_in: (
+            0.01 * jax.random.uniform(k, s, d, -1, 1) / jnp.sqrt(f)
+        )
         out = nn.Dense(self.out_dim, kernel_init=torch_uniform(0.01), bias_init=out_bias)(x)
         if not self.continuous:
             return out, jnp.zeros((0,))
@@ -226,7 +227,9 @@ def gae_paths(
         carry = x + gamma * gae_lambda * carry
         return carry, carry
 
-    _, adv = jax.lax.scan(back, jnp.zeros(deltas.shape[:-1], deltas.dtype), jnp.moveaxis(deltas, -1, 0), reverse=True)
+    _, adv = jax.lax.scan(
+        back, jnp.zeros(deltas.shape[:-1], deltas.dtype), jnp.moveaxis(deltas, -1, 0), reverse=True
+    )
     return jnp.where(valid, jnp.moveaxis(adv, 0, -1), 0.0)
 
 
@@ -333,7 +336,13 @@ class TimeBaseline:
         return self.net.apply(params, self.features(obs, t))
 
     def fit(
-        self, params: Any, opt_state: Any, features: jax.Array, targets: jax.Array, mask: jax.Array, key: jax.Array
+        self,
+        params: Any,
+        opt_state: Any,
+        features: jax.Array,
+        targets: jax.Array,
+        mask: jax.Array,
+        key: jax.Array,
     ) -> tuple[Any, Any, jax.Array]:
         """Fit on the rows of ``features`` [N, d + 4] where ``mask`` holds; returns the new params,
         optimiser state and the relative error sum (y - f)^2 / sum y^2 after the fit (mjrl's

@@ -35,7 +35,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-
 from mbrl_bench.baselines.common.spaces import encode, feature_dim, kept_dims
 
 LOG_STD_MIN = -10.0
@@ -143,9 +142,7 @@ class _Dense(nn.Module):
         return nn.Dense(self.out_dim, kernel_init=init)(x)
 
 
-def tanh_gaussian_sample(
-    mean: jax.Array, log_std: jax.Array, key: jax.Array
-) -> tuple[jax.Array, jax.Array]:
+def tanh_gaussian_sample(mean: jax.Array, log_std: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
     """A reparameterised sample tanh(mean + std * eps) and its log-density, summed over the last axis.
 
     log pi(a) = log N(u; mean, std) - sum log(1 - tanh(u)^2), with the correction written as
@@ -279,9 +276,7 @@ class SAC:
         updates, opt = self.optimizers()[0].update(grads, state.actor_opt, state.actor)
         return state._replace(actor=optax.apply_updates(state.actor, updates), actor_opt=opt), info
 
-    def temperature_step(
-        self, state: SACState, entropy: jax.Array
-    ) -> tuple[SACState, dict[str, jax.Array]]:
+    def temperature_step(self, state: SACState, entropy: jax.Array) -> tuple[SACState, dict[str, jax.Array]]:
         """One Adam step of log(alpha) on alpha * (entropy - target) (jaxrl ``temperature.update``): alpha
         falls while the policy's entropy is above the target and rises while it is below."""
         entropy = jax.lax.stop_gradient(entropy)
@@ -350,10 +345,10 @@ class DiscreteSAC(SAC):
     The actor outputs logits of a categorical policy; each critic outputs Q(s, .) for every action. The
     expectations over actions are exact sums instead of samples: the soft value
     V(s') = sum_a' pi(a'|s') (min_k Q'_k(s', a') - alpha log pi(a'|s')), the actor loss
-    sum_a pi(a|s) (alpha log pi(a|s) - min_k Q_k(s, a)) and the entropy -sum_a pi log pi in the temperature
-    loss. The target entropy is the config's ``target_entropy_ratio`` x log|A| (the paper: 0.98; ours 0.5), positive,
-    since a categorical policy's entropy lies in [0, log|A|]. Actions in batches are integer indices. The
-    deterministic (evaluation) action is the most probable one.
+    sum_a pi(a|s) (alpha log pi(a|s) - min_k Q_k(s, a)) and the entropy -sum_a pi log pi in the
+    temperature loss. The target entropy is the config's ``target_entropy_ratio`` x log|A| (the paper:
+    0.98; ours 0.5), positive, since a categorical policy's entropy lies in [0, log|A|]. Actions in
+    batches are integer indices. The deterministic (evaluation) action is the most probable one.
     """
 
     def __post_init__(self) -> None:
@@ -408,7 +403,7 @@ class DiscreteSAC(SAC):
 
     def q_values(self, critic: Any, obs: jax.Array, action: jax.Array) -> jax.Array:
         q = self.all_q_values(critic, obs)
-        index = jnp.broadcast_to(action.astype(jnp.int32)[None, ..., None], q.shape[:-1] + (1,))
+        index = jnp.broadcast_to(action.astype(jnp.int32)[None, ..., None], (*q.shape[:-1], 1))
         return jnp.take_along_axis(q, index, axis=-1)[..., 0]
 
     def td_target(self, state: SACState, batch: Batch, key: jax.Array) -> jax.Array:
@@ -458,7 +453,11 @@ class EnvAdapter:
 
     @classmethod
     def for_spaces(
-        cls, observation_space: gym.spaces.Space, action_space: gym.spaces.Space, layout: dict, hide_position: bool
+        cls,
+        observation_space: gym.spaces.Space,
+        action_space: gym.spaces.Space,
+        layout: dict,
+        hide_position: bool,
     ) -> EnvAdapter:
         """The adapter of an env with these spaces and task ``layout`` (``hide_position``: see SACConfig)."""
         if isinstance(observation_space, gym.spaces.Discrete):
@@ -501,11 +500,14 @@ class EnvAdapter:
         return Batch(obs, action, jnp.zeros(()), obs, jnp.zeros(()))
 
     def replay_item(self, transition: Any) -> Batch:
-        """A real transition as the learner stores it (Box actions in [-1, 1], bootstrap through truncation)."""
+        """A real transition as the learner stores it (Box actions in [-1, 1]; bootstraps through
+        truncation)."""
         if self.discrete:
             action = jnp.asarray(transition.action, jnp.int32)
         else:
-            action = from_env_action(jnp.asarray(transition.action, jnp.float32), self.centre, self.half_width)
+            action = from_env_action(
+                jnp.asarray(transition.action, jnp.float32), self.centre, self.half_width
+            )
         return Batch(
             self.view(transition.obs),
             action,
@@ -525,7 +527,9 @@ class EnvAdapter:
         k_policy, k_uniform = jax.random.split(key)
         policy_action, _ = sac.sample(actor, obs, k_policy)
         if self.discrete:
-            uniform = jax.random.randint(k_uniform, policy_action.shape, 0, self.num_actions, policy_action.dtype)
+            uniform = jax.random.randint(
+                k_uniform, policy_action.shape, 0, self.num_actions, policy_action.dtype
+            )
         else:
             uniform = jax.random.uniform(k_uniform, policy_action.shape, minval=-1.0, maxval=1.0)
         return self.to_env(jnp.where(random_phase, uniform, policy_action))

@@ -23,7 +23,6 @@ crash at any point neither loses nor duplicates rows.
 from __future__ import annotations
 
 import functools
-
 import importlib
 import json
 import os
@@ -532,7 +531,8 @@ class SeedBatch:
             if not alive:
                 continue
             if bad_step[i] >= 0:
-                which = [m for m, bad in zip(self.metric_names, bad_metrics[i]) if bad]
+                # an agent without metrics has one unused slot: zip stops at the names
+                which = [m for m, bad in zip(self.metric_names, bad_metrics[i], strict=False) if bad]
                 reason = f"non-finite metric {', '.join(map(repr, which))} at env step {int(bad_step[i])}"
                 at = int(bad_step[i])
             elif not finite[i].all():
@@ -605,7 +605,7 @@ class SeedBatch:
                         "eval_episodes": int(returns.shape[1]),
                         "wall_time_s": round(self.wall_time, 6),
                     }
-                    | {name: float(m) for name, m in zip(self.metric_names, means)}
+                    | {name: float(m) for name, m in zip(self.metric_names, means, strict=False)}
                 )
         self._last_row_step = self.env_step
         self.carry = self.carry._replace(metric_sum=jnp.zeros_like(self.carry.metric_sum))

@@ -435,7 +435,9 @@ class DynamicsModel:
         if self.config.probabilistic:
             nll = sq * jnp.exp(-pred.logvar) + pred.logvar
             total = nll.reshape(nll.shape[0], -1).mean(-1).sum()
-            bounds = sum(jnp.sum(sub["max_logvar"]) - jnp.sum(sub["min_logvar"]) for sub in self.networks(net))
+            bounds = sum(
+                jnp.sum(sub["max_logvar"]) - jnp.sum(sub["min_logvar"]) for sub in self.networks(net)
+            )
             total = total + self.config.logvar_bound_weight * bounds
         else:
             total = mse.sum()

@@ -103,7 +103,9 @@ class TerminationModel:
         """``steps`` Adam steps on minibatches drawn uniformly from the first ``num_valid`` rows of ``data``
         (one ``lax.scan``); returns the new state and the last minibatch's loss."""
 
-        def step(carry: tuple[Any, optax.OptState], k: jax.Array) -> tuple[tuple[Any, optax.OptState], jax.Array]:
+        def step(
+            carry: tuple[Any, optax.OptState], k: jax.Array
+        ) -> tuple[tuple[Any, optax.OptState], jax.Array]:
             params, opt_state = carry
             rows = jax.random.randint(k, (self.config.batch_size,), 0, jnp.maximum(num_valid, 1))
             loss, grads = jax.value_and_grad(self.loss)(params, jax.tree.map(lambda x: x[rows], data))

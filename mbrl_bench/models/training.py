@@ -139,7 +139,9 @@ class ModelTrainer:
         steps_per_epoch = (n - n_hold + cfg.batch_size - 1) // cfg.batch_size
         if cfg.bootstrap:
             k_boot = jax.random.fold_in(k_train, 1)  # a new stream, so bootstrap=False draws as before
-            resample = perm[jax.random.randint(k_boot, (members, capacity), n_hold, jnp.maximum(n, n_hold + 1))]
+            resample = perm[
+                jax.random.randint(k_boot, (members, capacity), n_hold, jnp.maximum(n, n_hold + 1))
+            ]
 
         def holdout_mse(p: ModelParams) -> jax.Array:
             mse = one_step_errors(self.model, p, holdout, hold_weights).member_mse
