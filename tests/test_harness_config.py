@@ -112,6 +112,12 @@ def test_quickstart_suite_is_shipped_and_valid() -> None:
     assert load_suite("quickstart", {"seeds": 2, "steps": 50}).cells[0].seeds == (0, 1)
 
 
+@pytest.mark.parametrize("name", suite_names())
+def test_every_shipped_suite_plans_its_cells(name: str) -> None:
+    suite = load_suite(name)
+    assert suite.cells and all(c.steps % c.eval_every == 0 for c in suite.cells)
+
+
 def test_suite_files_are_checked(tmp_path) -> None:
     good = tmp_path / "s.toml"
     good.write_text(
