@@ -13,8 +13,8 @@ from mbrl_bench.baselines.common.replay import Replay
 from mbrl_bench.baselines.common.sac import Batch, DiscreteSAC, EnvAdapter, SACConfig
 from mbrl_bench.baselines.mbpo import MBPOAgent, MBPOConfig, preset_for, rollout_length
 
-import mbrl_bench
 from mbrl_bench.harness import plan_cell, run_cell
+from mbrl_bench.harness.cells import env_info
 
 HOPPER, CARTPOLE = "mbrl_bench/Hopper-v0", "mbrl_bench/CartPoleDistractor-v0"
 SMALL = dict(
@@ -36,17 +36,7 @@ SMALL = dict(
 
 
 def _info(env_id: str, budget: int | None = None, **kwargs: object) -> EnvInfo:
-    env = mbrl_bench.make(env_id, **kwargs)
-    info = EnvInfo(
-        env_id,
-        dict(kwargs),
-        env.observation_space,
-        env.action_space,
-        mbrl_bench.get_task(env_id, **kwargs),
-        budget,
-    )
-    env.close()
-    return info
+    return env_info(env_id, kwargs, budget)
 
 
 def _filled(agent: MBPOAgent, key: jax.Array, n: int = 200, reward: float = 0.0):

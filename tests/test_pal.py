@@ -11,8 +11,8 @@ import pytest
 from mbrl_bench.baselines.api import EnvInfo, Transition, get_agent
 from mbrl_bench.baselines.pal import MALConfig, PALConfig, init_state_pool, kept_mask
 
-import mbrl_bench
 from mbrl_bench.harness import plan_cell, run_cell
+from mbrl_bench.harness.cells import env_info
 
 CARTPOLE = "mbrl_bench/CartPoleDistractor-v0"
 TINY = dict(
@@ -32,10 +32,7 @@ TINY = dict(
 
 
 def _env_info(env_id: str) -> EnvInfo:
-    env = mbrl_bench.make(env_id)
-    info = EnvInfo(env_id, {}, env.observation_space, env.action_space, mbrl_bench.get_task(env_id))
-    env.close()
-    return info
+    return env_info(env_id, {})
 
 
 def test_configs_are_the_official_hopper_ones() -> None:

@@ -17,19 +17,14 @@ from mbrl_bench.baselines.ppo import (
 )
 
 import mbrl_bench
-from mbrl_bench.harness.cells import build_agent, plan_cell
+from mbrl_bench.harness.cells import build_agent, env_info, plan_cell
 from mbrl_bench.harness.runner import run_cell
 
 CARTPOLE = "mbrl_bench/CartPoleDistractor-v0"
 
 
 def _env_info(env_id: str, **kwargs) -> EnvInfo:
-    env = mbrl_bench.make(env_id, **kwargs)
-    info = EnvInfo(
-        env_id, kwargs, env.observation_space, env.action_space, mbrl_bench.get_task(env_id, **kwargs)
-    )
-    env.close()
-    return info
+    return env_info(env_id, kwargs)
 
 
 REWARDS = jnp.ones(4)

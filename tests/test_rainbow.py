@@ -14,19 +14,14 @@ from mbrl_bench.baselines.rainbow import Rainbow, RainbowConfig, n_step_targets
 
 import mbrl_bench
 from mbrl_bench.cli import main as cli_main
-from mbrl_bench.harness.cells import build_agent, plan_cell
+from mbrl_bench.harness.cells import build_agent, env_info, plan_cell
 from mbrl_bench.harness.runner import run_cell
 
 CARTPOLE = "mbrl_bench/CartPoleDistractor-v0"
 
 
 def _env_info(env_id: str = CARTPOLE, **kwargs) -> EnvInfo:
-    env = mbrl_bench.make(env_id, **kwargs)
-    info = EnvInfo(
-        env_id, kwargs, env.observation_space, env.action_space, mbrl_bench.get_task(env_id, **kwargs)
-    )
-    env.close()
-    return info
+    return env_info(env_id, kwargs)
 
 
 def _window(rewards, terminated, truncated):

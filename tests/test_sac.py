@@ -19,23 +19,13 @@ from mbrl_bench.baselines.mbpo import MBPOConfig
 from mbrl_bench.baselines.omd import CONTINUOUS_DEFAULTS, DynaConfig
 from mbrl_bench.baselines.virel import VirelConfig
 
-import mbrl_bench
 from mbrl_bench.harness import plan_cell, run_cell
+from mbrl_bench.harness.cells import env_info
 from mbrl_bench.harness.errors import UsageError
 
 
 def _info(env_id: str, budget: int | None = None, **kwargs: object) -> EnvInfo:
-    env = mbrl_bench.make(env_id, **kwargs)
-    info = EnvInfo(
-        env_id,
-        dict(kwargs),
-        env.observation_space,
-        env.action_space,
-        mbrl_bench.get_task(env_id, **kwargs),
-        budget,
-    )
-    env.close()
-    return info
+    return env_info(env_id, kwargs, budget)
 
 
 def _batch(key: jax.Array, n: int, obs_dim: int, action_dim: int, dtype=jnp.float32) -> Batch:

@@ -9,16 +9,12 @@ import pytest
 from mbrl_bench.baselines.api import EnvInfo, get_agent
 from mbrl_bench.baselines.random_agent import ZeroAgent, ZeroConfig
 
-import mbrl_bench
-from mbrl_bench.harness.cells import plan_cell
+from mbrl_bench.harness.cells import env_info, plan_cell
 from mbrl_bench.harness.runner import run_cell
 
 
 def _info(env_id: str) -> EnvInfo:
-    env = mbrl_bench.make(env_id)
-    info = EnvInfo(env_id, {}, env.observation_space, env.action_space, mbrl_bench.get_task(env_id))
-    env.close()
-    return info
+    return env_info(env_id, {})
 
 
 def test_zero_clipped_into_the_bounds_and_refused_on_discrete_actions():
