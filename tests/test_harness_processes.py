@@ -16,6 +16,8 @@ from mbrl_bench.harness import store
 from mbrl_bench.harness.cells import plan_cell
 from mbrl_bench.harness.runner import run_cell
 
+# Under the README's `--dist loadgroup` the process and Ray tests share one xdist worker: their stall
+# timeouts assume no second process tree of theirs runs beside them.
 pytestmark = pytest.mark.xdist_group("process-trees")
 
 CARTPOLE = "mbrl_bench/CartPoleDistractor-v0"

@@ -28,6 +28,8 @@ from mbrl_bench.harness.executors import WORKER_XLA_FLAGS, LocalExecutor, RayExe
 from mbrl_bench.harness.runner import ProgressEvent, run_cell, write_status
 from mbrl_bench.harness.session import run_session
 
+# Under the README's `--dist loadgroup` the process and Ray tests share one xdist worker: their stall
+# timeouts assume no second process tree of theirs runs beside them.
 pytestmark = pytest.mark.xdist_group("process-trees")
 
 CARTPOLE = "mbrl_bench/CartPoleDistractor-v0"
