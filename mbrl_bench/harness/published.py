@@ -53,9 +53,9 @@ def load_published(path: str | Path | None = None) -> list[PublishedCurve]:
         raise UsageError(
             f"published curves {path} lack columns {', '.join(missing)}; need {', '.join(COLUMNS)}"
         )
-    for column in ("env_step", "return", "spread"):
-        values = pd.to_numeric(table[column], errors="coerce")
-        if values.isna().ne(table[column].isna()).any() or (column != "spread" and values.isna().any()):
+    for column, optional in (("env_step", False), ("return", False), ("spread", True)):
+        given = table[column].notna() if optional else True  # only spread may be left empty
+        if (pd.to_numeric(table[column], errors="coerce").isna() & given).any():
             raise UsageError(f"published curves {path}: column {column!r} must be numeric")
     curves = []
     for (algo, env, label, source), rows in table.groupby(["algo", "env", "label", "source"], sort=True):
