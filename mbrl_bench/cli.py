@@ -435,7 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser(
-        "run", help="run a suite, or algorithms x envs x capacities x seeds (default: quickstart)"
+        "run",
+        help="run a suite, or algorithms x envs x capacities x seeds (default: quickstart)",
+        epilog="Compiled programs are cached on disk (~/.cache/mbrl-bench/xla, at most 4 GiB), so a resumed "
+        "run or a repeated cell does not compile again; MBRL_BENCH_COMPILE_CACHE=DIR moves the cache, "
+        "MBRL_BENCH_COMPILE_CACHE=off turns it off.",
     )
     run.add_argument("--suite", help="a shipped suite name (see `mbrl-bench suites`) or a .toml file")
     run.add_argument("--algo", action="append", help="algorithm (repeatable; see `mbrl-bench algos`)")
@@ -585,10 +589,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from mbrl_bench.envs.mujoco import QUIET_DEPRECATIONS_ENV, quiet_deprecations
+    from mbrl_bench.harness.compile_cache import enable_compile_cache
 
     os.environ.setdefault(QUIET_DEPRECATIONS_ENV, "1")  # inherited by the workers the executors start
     if os.environ[QUIET_DEPRECATIONS_ENV] == "1":
         quiet_deprecations()
+    enable_compile_cache()
     try:
         args = build_parser().parse_args(argv)
         args.argv = sys.argv[1:] if argv is None else list(argv)

@@ -369,12 +369,20 @@ def _ray_task(
     return _guarded_run(spec, out_dir, progress_queue.put, wait, heartbeat_s)
 
 
+def _compile_cache_env() -> dict[str, str]:
+    """The persistent compilation cache's settings of this process (``compile_cache``), for Ray tasks,
+    which do not inherit the driver's environment on other machines."""
+    names = ("JAX_COMPILATION_CACHE_DIR", "JAX_COMPILATION_CACHE_MAX_SIZE")
+    return {name: os.environ[name] for name in names if name in os.environ}
+
+
 class RayExecutor:
     """Cells as Ray tasks (one CPU each). Joins ``address`` if given, else uses the Ray instance this
     process already initialised, else starts a local one with ``num_cpus`` CPUs (shut down after).
     Tasks are watched (``StallPolicy``; heartbeats are read from ``out_dir``, which a multi-machine
     cluster must share anyway); a stalled task is cancelled with ``force=True``, which kills its
-    worker process. Tasks get ``XLA_FLAGS = worker_xla_flags()`` through their runtime environment."""
+    worker process. Tasks get ``XLA_FLAGS = worker_xla_flags()`` and the compilation cache's settings through
+    their runtime environment."""
 
     def __init__(
         self, address: str | None = None, num_cpus: int | None = None, stall: StallPolicy | None = None
@@ -401,7 +409,7 @@ class RayExecutor:
         progress_queue = Queue()
         try:
             task = ray.remote(num_cpus=1, max_retries=0)(_ray_task).options(
-                runtime_env={"env_vars": {"XLA_FLAGS": worker_xla_flags()}}
+                runtime_env={"env_vars": {"XLA_FLAGS": worker_xla_flags()} | _compile_cache_env()}
             )
             watches = {spec.key: _Watch(spec) for spec in specs}
 
