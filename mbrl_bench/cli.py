@@ -223,7 +223,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from mbrl_bench.harness.cells import adopt_stored_backend
-    from mbrl_bench.harness.executors import StallPolicy, make_executor
+    from mbrl_bench.harness.executors import StallPolicy, make_executor, restart_this_process
     from mbrl_bench.harness.progress import ProgressDisplay
     from mbrl_bench.harness.session import run_session
     from mbrl_bench.harness.suites import RUN_KEYS, load_suite
@@ -242,9 +242,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
     workers = args.workers or min(len(cells), os.cpu_count() or 1)
     stall = StallPolicy(args.stall_timeout, args.stall_retries)
-    # Only an explicit --workers 1 runs in this process (unwatched); by default cells run in watched
-    # worker processes, even a single cell.
-    executor = make_executor(args.executor, workers, args.address, stall, in_process=args.workers == 1)
+    # Only an explicit --workers 1 runs in this process (watched by a thread that restarts the process
+    # on a stall); by default cells run in watched worker processes, even a single cell.
+    restart = restart_this_process if args.restartable else None
+    executor = make_executor(
+        args.executor, workers, args.address, stall, in_process=args.workers == 1, restart=restart
+    )
     if args.out is None:
         # A suite gets a directory of its own, so suites never mix in one leaderboard.
         suite = Path(args.suite or DEFAULT_SUITE).stem if not command_line else None
@@ -378,7 +381,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         reference_rows,
     )
     from mbrl_bench.envs.registration import env_ids
-    from mbrl_bench.harness.executors import make_executor
+    from mbrl_bench.harness.executors import make_executor, restart_this_process
     from mbrl_bench.harness.progress import ProgressDisplay
     from mbrl_bench.harness.session import run_session
 
@@ -395,7 +398,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     for budget, specs in plan.items():
         workers = args.workers or min(len(specs), os.cpu_count() or 1)
         display = ProgressDisplay(specs, Console(stderr=True), live=None if args.progress else False)
-        session = run_session(specs, budget_dir(out, budget), make_executor("local", workers), display)
+        restart = restart_this_process if args.restartable else None
+        executor = make_executor("local", workers, restart=restart)
+        session = run_session(specs, budget_dir(out, budget), executor, display)
         if session.exit_code:
             failed = [r.key for r in session.results if r.state != "done"]
             print(
@@ -492,7 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_STALL_TIMEOUT_S,
         metavar="SECONDS",
         help=f"kill and resume a worker whose cell shows no heartbeat for this long (default "
-        f"{DEFAULT_STALL_TIMEOUT_S:g}; not with --workers 1, which runs in this process)",
+        f"{DEFAULT_STALL_TIMEOUT_S:g}; with --workers 1, which runs in this process, the process restarts "
+        "itself with the same command)",
     )
     run.add_argument(
         "--stall-retries",
@@ -598,6 +604,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.argv = sys.argv[1:] if argv is None else list(argv)
+        args.restartable = argv is None  # the process's own command line, so it can be re-executed
         return int(args.func(args) or 0)
     except UsageError as e:
         print(f"mbrl-bench: error: {' '.join(str(e).split())}", file=sys.stderr)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import subprocess
@@ -249,3 +250,52 @@ def test_status_shows_heartbeat_ages_and_marks_stalled_cells(tmp_path, capsys) -
     assert main(["status", str(tmp_path)]) == 0  # the locks are free now: interrupted, no heartbeat age
     out = capsys.readouterr().out
     assert out.count("interrupted") == 2 and "ago" not in out
+
+
+_CLI_WITH_HANGING_AGENT = """
+import sys
+sys.path.insert(0, {tests!r})
+import test_harness_watchdog  # registers test-hanging
+from mbrl_bench.cli import main
+sys.exit(main())
+"""
+
+
+def test_an_in_process_run_restarts_itself_when_hung_and_reaches_the_uninterrupted_curve(tmp_path) -> None:
+    spec, marker = _hanging_spec(tmp_path, once=True)
+    script = tmp_path / "cli.py"
+    script.write_text(_CLI_WITH_HANGING_AGENT.format(tests=str(Path(__file__).parent)))
+    out = tmp_path / "watched"
+    overrides = [f"--set=marker={marker}", "--set=once=True", f"--set=flags_file={tmp_path / 'flags'}"]
+    argv = [sys.executable, str(script), "run", "--algo", "test-hanging", "--env", CARTPOLE,
+            "--env-kwarg", "num_distractors=2", "--seeds", "2", "--steps", "300", "--eval-every", "100",
+            "--eval-episodes", "2", *overrides, "--env-backend", spec.env_backend, "--workers", "1",
+            "--stall-timeout", str(TIMEOUT_S), "--stall-retries", "3", "--no-progress",
+            "--out", str(out)]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not marker.exists(), "the run never reached the hang: nothing was tested"
+    assert "killed, resumed from its checkpoint (restart 1 of 3)" in proc.stderr
+    reference = run_cell(spec, tmp_path / "whole")  # the marker is gone: this run never hangs
+    for seed in spec.seeds:
+        sd = store.seed_dir(spec.cell_dir(out), seed)
+        rows = store.read_curve(sd / store.CURVE_FILE)
+        assert [r["env_step"] for r in rows] == [0, 100, 200, 300]
+        assert _strip(rows) == _strip(reference.curves[seed])
+        status = store.read_json(sd / store.STATUS_FILE)
+        assert status["state"] == "done" and status["stalls"] >= 1
+
+
+def test_a_cell_out_of_in_process_restarts_is_failed_and_the_next_cell_runs(tmp_path, monkeypatch) -> None:
+    hanging, _ = _hanging_spec(tmp_path, once=False, seeds=1)
+    other = plan_cell("random", CARTPOLE, env_kwargs=SMALL, seeds=1, steps=300, eval_every=100)
+    note = "stalled: no heartbeat for 11 s; killed 2 times (--stall-retries 1), giving up"
+    # what the process before this one, restarted twice for ``hanging``, left in the environment
+    monkeypatch.setenv(executors.IN_PROCESS_STALLS_ENV, json.dumps({hanging.key: [2, note]}))
+    restarts: list[int] = []
+    executor = executors.InProcessExecutor(StallPolicy(TIMEOUT_S, retries=1), lambda: restarts.append(1))
+    session = run_session([hanging, other], tmp_path, executor)
+    assert [r.state for r in session.results] == ["failed", "done"] and not restarts
+    assert session.results[0].error == note
+    status = store.read_json(store.seed_dir(hanging.cell_dir(tmp_path), 0) / store.STATUS_FILE)
+    assert status["state"] == "failed" and status["error"] == note

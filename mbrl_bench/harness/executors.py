@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import math
 import multiprocessing as mp
 import multiprocessing.connection as mp_connection
@@ -24,13 +25,14 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from mbrl_bench.harness import store
 from mbrl_bench.harness.cells import CellSpec
@@ -140,6 +142,9 @@ class _Watch:
     host: str | None = None
     since: float = field(default_factory=time.time)
     """When the current attempt started (POSIX time)."""
+    ignore_before: float = 0.0
+    """Heartbeats older than this (POSIX time) are not this attempt's although they carry its pid: a
+    process restarted in place by ``exec`` keeps its pid."""
 
     def stalled_for(self, out_dir: Path, policy: StallPolicy, now: float) -> tuple[float, int] | None:
         """(heartbeat age, its env step) if this attempt's worker is stalled, else None.
@@ -150,7 +155,7 @@ class _Watch:
         if self.pid is None:
             return None
         beat = store.cell_heartbeat(self.spec.cell_dir(out_dir), self.pid, self.host)
-        if beat is None:
+        if beat is None or beat.time < self.ignore_before:
             return None
         age = now - max(beat.time, self.since)
         return (age, beat.env_step) if age > policy.timeout_s else None
@@ -191,14 +196,99 @@ def _guarded_run(
         return mark_failed(spec, out_dir, f"{type(e).__name__}: {e}", traceback.format_exc())
 
 
+_IMAGE_STARTED = time.time()
+"""When this process image began (this module is imported once per image): heartbeats older than this
+that carry our pid were written by the image an in-process restart replaced."""
+IN_PROCESS_STALLS_ENV = "MBRL_BENCH_IN_PROCESS_STALLS"
+"""JSON ``{cell key: [stalls, last note]}``: what a restarted in-process run inherits from the process it
+replaced (``InProcessExecutor``)."""
+
+
+def restart_this_process() -> NoReturn:
+    """Replace this process with a fresh run of the same command line (same pid, same environment).
+
+    A thread hung inside XLA cannot be stopped from within its process; ``exec`` ends every thread.
+    The cell locks are released on the way (Python opens files close-on-exec), and the new process
+    resumes the cells from their checkpoints.
+    """
+    if sys.stderr.isatty():  # a live progress display may have hidden the cursor
+        sys.stderr.write("\x1b[?25h\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+
 class InProcessExecutor:
-    """Cells one after another in this process (``--workers 1``): no start-up cost, easy to debug."""
+    """Cells one after another in this process (``--workers 1``): no start-up cost, easy to debug.
+
+    Watched only when given ``restart`` (the CLI passes ``restart_this_process`` when it runs as its
+    process's own command): a watchdog thread reads the running cell's heartbeats, and when the cell
+    stalls (``StallPolicy``) it records the stall and calls ``restart``, so the cell resumes from its
+    checkpoint in a fresh process image; a cell that stalled more than ``retries`` times is marked failed
+    and the restarted run skips it. Library callers get no restarts: replacing their process is not ours
+    to do.
+    """
+
+    def __init__(self, stall: StallPolicy | None = None, restart: Callable[[], Any] | None = None) -> None:
+        self.stall = stall or StallPolicy()
+        self.restart = restart
 
     def run(
         self, specs: Sequence[CellSpec], out_dir: Path, on_progress: ProgressFn, wait_for_lock: bool = False
     ) -> Iterator[CellResult]:
+        if self.restart is None:
+            for spec in specs:
+                yield _guarded_run(spec, out_dir, on_progress, wait_for_lock)
+            return
+        stalls = _inherited_stalls()
         for spec in specs:
-            yield _guarded_run(spec, out_dir, on_progress, wait_for_lock)
+            kills, note = stalls.get(spec.key, (0, ""))
+            if kills > self.stall.retries:  # it used up its restarts in the processes before this one
+                yield mark_failed(spec, out_dir, note)
+                continue
+            watch = _Watch(spec, kills, os.getpid(), socket.gethostname(), ignore_before=_IMAGE_STARTED)
+            stop = threading.Event()
+            thread = threading.Thread(
+                target=self._watch,
+                args=(watch, out_dir, on_progress, stop, stalls),
+                name=f"mbrl-bench watchdog {spec.key}",
+                daemon=True,
+            )
+            thread.start()
+            try:
+                result = _guarded_run(spec, out_dir, on_progress, wait_for_lock, self.stall.heartbeat_s)
+            finally:
+                stop.set()
+                thread.join()
+            yield result
+
+    def _watch(
+        self,
+        watch: _Watch,
+        out_dir: Path,
+        on_progress: ProgressFn,
+        stop: threading.Event,
+        stalls: dict[str, tuple[int, str]],
+    ) -> None:
+        """The watchdog thread of one cell: on a stall, record it and restart the process."""
+        while not stop.wait(self.stall.check_every_s):
+            stalled = watch.stalled_for(out_dir, self.stall, time.time())
+            if stalled is None:
+                continue
+            _after_stall(watch, stalled, self.stall, out_dir, on_progress)
+            note = _stall_note(self.stall, *stalled, watch.kills)
+            os.environ[IN_PROCESS_STALLS_ENV] = json.dumps(stalls | {watch.spec.key: (watch.kills, note)})
+            assert self.restart is not None
+            self.restart()
+            return
+
+
+def _inherited_stalls() -> dict[str, tuple[int, str]]:
+    """The stalls counted by the processes this one replaced (``IN_PROCESS_STALLS_ENV``)."""
+    raw = os.environ.get(IN_PROCESS_STALLS_ENV)
+    if not raw:
+        return {}
+    return {key: (int(kills), str(note)) for key, (kills, note) in json.loads(raw).items()}
 
 
 # --------------------------------------------------------------------------- local worker processes
@@ -466,11 +556,12 @@ def make_executor(
     address: str | None = None,
     stall: StallPolicy | None = None,
     in_process: bool | None = None,
+    restart: Callable[[], Any] | None = None,
 ) -> Executor:
     """The executor named ``name`` (``local`` or ``ray``); UsageError lists the valid names.
 
     ``local`` runs cells in this process when ``in_process`` (default: when ``workers == 1``): no
-    start-up cost, easy to debug, but not watched for stalls.
+    start-up cost, easy to debug; watched for stalls only with ``restart`` (see ``InProcessExecutor``).
     """
     if name not in EXECUTORS:
         raise UsageError(f"unknown executor {name!r}; valid executors: {', '.join(EXECUTORS)}")
@@ -479,4 +570,4 @@ def make_executor(
     if name == "ray":
         return RayExecutor(address, workers, stall)
     in_process = workers == 1 if in_process is None else in_process
-    return InProcessExecutor() if in_process else LocalExecutor(workers, stall)
+    return InProcessExecutor(stall, restart) if in_process else LocalExecutor(workers, stall)
