@@ -1,8 +1,8 @@
 """The persistent XLA compilation cache that ``mbrl-bench`` turns on for its runs.
 
 A cell's programs take seconds to compile for the small agents and up to a quarter of an hour for MBPO's
-JAX-backend segment (14 min 16 s measured for the first cell of ``misspecification-cartpole-mbpo``, one XLA
-thread, load ~3). Without a cache every resumed run, every worker process and every cell with the same
+JAX-backend segment (XLA reported 14 min 16 s once for the first cell of ``misspecification-cartpole-mbpo``
+on a loaded machine). Without a cache every resumed run, every worker process and every cell with the same
 shapes pays that again. JAX's persistent cache keeps compiled programs on disk, keyed by the program, the
 XLA flags, the jax/jaxlib versions and the device; a hit loads the same executable, so curves do not
 change (``tests/test_compile_cache.py`` runs a cell twice and compares).
