@@ -291,7 +291,8 @@ def test_a_cell_out_of_in_process_restarts_is_failed_and_the_next_cell_runs(tmp_
     other = plan_cell("random", CARTPOLE, env_kwargs=SMALL, seeds=1, steps=300, eval_every=100)
     note = "stalled: no heartbeat for 11 s; killed 2 times (--stall-retries 1), giving up"
     # what the process before this one, restarted twice for ``hanging``, left in the environment
-    monkeypatch.setenv(executors.IN_PROCESS_STALLS_ENV, json.dumps({hanging.key: [2, note]}))
+    stalls = {str(hanging.cell_dir(tmp_path)): [2, note]}
+    monkeypatch.setenv(executors.IN_PROCESS_STALLS_ENV, json.dumps(stalls))
     restarts: list[int] = []
     executor = executors.InProcessExecutor(StallPolicy(TIMEOUT_S, retries=1), lambda: restarts.append(1))
     session = run_session([hanging, other], tmp_path, executor)

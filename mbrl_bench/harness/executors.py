@@ -200,8 +200,9 @@ _IMAGE_STARTED = time.time()
 """When this process image began (this module is imported once per image): heartbeats older than this
 that carry our pid were written by the image an in-process restart replaced."""
 IN_PROCESS_STALLS_ENV = "MBRL_BENCH_IN_PROCESS_STALLS"
-"""JSON ``{cell key: [stalls, last note]}``: what a restarted in-process run inherits from the process it
-replaced (``InProcessExecutor``)."""
+"""JSON ``{cell directory: [stalls, last note]}``: what a restarted in-process run inherits from the process
+it replaced (``InProcessExecutor``). Keyed by directory, not cell key: ``calibrate`` runs the same cells
+once per budget."""
 
 
 def restart_this_process() -> NoReturn:
@@ -242,7 +243,7 @@ class InProcessExecutor:
             return
         stalls = _inherited_stalls()
         for spec in specs:
-            kills, note = stalls.get(spec.key, (0, ""))
+            kills, note = stalls.get(str(spec.cell_dir(out_dir)), (0, ""))
             if kills > self.stall.retries:  # it used up its restarts in the processes before this one
                 yield mark_failed(spec, out_dir, note)
                 continue
@@ -277,7 +278,8 @@ class InProcessExecutor:
                 continue
             _after_stall(watch, stalled, self.stall, out_dir, on_progress)
             note = _stall_note(self.stall, *stalled, watch.kills)
-            os.environ[IN_PROCESS_STALLS_ENV] = json.dumps(stalls | {watch.spec.key: (watch.kills, note)})
+            cell = str(watch.spec.cell_dir(out_dir))
+            os.environ[IN_PROCESS_STALLS_ENV] = json.dumps(stalls | {cell: (watch.kills, note)})
             assert self.restart is not None
             self.restart()
             return
