@@ -43,13 +43,14 @@ def test_a_directory_and_jax_own_settings() -> None:
 
 
 def _run(out: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    # cwd: not the checkout, whose mbrl_bench/ folder would shadow the installed package under `-m`
     argv = [
         sys.executable, "-m", "mbrl_bench.cli", "run", "--algo", "mle-dyna",
         "--env", "mbrl_bench/CartPoleDistractor-v0", "--seeds", "1", "--steps", "400",
         "--eval-every", "200", "--eval-episodes", "2", "--set", "init_steps=100",
         "--workers", "1", "--no-progress", "--out", str(out),
     ]  # fmt: skip
-    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, cwd=out.parent)
 
 
 def _curve(out: Path) -> pd.DataFrame:
