@@ -442,9 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="run a suite, or algorithms x envs x capacities x seeds (default: quickstart)",
-        epilog="Compiled programs are cached on disk (~/.cache/mbrl-bench/xla, at most 4 GiB), so a resumed "
-        "run or a repeated cell does not compile again; MBRL_BENCH_COMPILE_CACHE=DIR moves the cache, "
-        "MBRL_BENCH_COMPILE_CACHE=off turns it off.",
+        epilog="Compiled programs are cached on disk (~/.cache/mbrl-bench/xla/<machine>-<cpu>, at most "
+        "4 GiB), so a resumed run or a repeated cell loads its slow-to-compile programs; "
+        "MBRL_BENCH_COMPILE_CACHE=DIR moves the cache, MBRL_BENCH_COMPILE_CACHE=off turns it off.",
     )
     run.add_argument("--suite", help="a shipped suite name (see `mbrl-bench suites`) or a .toml file")
     run.add_argument("--algo", action="append", help="algorithm (repeatable; see `mbrl-bench algos`)")
@@ -593,6 +593,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_own_command_line() -> bool:
+    """Whether ``sys.argv`` is this process's own command line (``sys.orig_argv`` ends with its
+    arguments), so that re-executing ``sys.orig_argv`` runs this command again (``--workers 1``
+    restarts itself on a stall)."""
+    args = sys.argv[1:]
+    return not args or sys.orig_argv[-len(args) :] == args
+
+
 def main(argv: list[str] | None = None) -> int:
     from mbrl_bench.envs.mujoco import QUIET_DEPRECATIONS_ENV, quiet_deprecations
     from mbrl_bench.harness.compile_cache import enable_compile_cache
@@ -604,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.argv = sys.argv[1:] if argv is None else list(argv)
-        args.restartable = argv is None  # the process's own command line, so it can be re-executed
+        args.restartable = argv is None and _is_own_command_line()
         return int(args.func(args) or 0)
     except UsageError as e:
         print(f"mbrl-bench: error: {' '.join(str(e).split())}", file=sys.stderr)

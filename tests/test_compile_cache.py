@@ -16,16 +16,26 @@ from mbrl_bench.harness.compile_cache import (
     DEFAULT_MAX_BYTES,
     compile_cache_settings,
     default_cache_dir,
+    host_tag,
 )
 
 
-def test_default_directory_follows_xdg() -> None:
-    assert default_cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/mbrl-bench/xla")
-    assert default_cache_dir({}) == Path.home() / ".cache" / "mbrl-bench" / "xla"
+def test_default_directory_follows_xdg_with_a_folder_per_cpu() -> None:
+    assert default_cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/mbrl-bench/xla") / host_tag()
+    home = Path.home() / ".cache" / "mbrl-bench" / "xla" / host_tag()
+    assert default_cache_dir({}) == home
     assert compile_cache_settings({}) == {
-        "JAX_COMPILATION_CACHE_DIR": str(Path.home() / ".cache" / "mbrl-bench" / "xla"),
+        "JAX_COMPILATION_CACHE_DIR": str(home),
         "JAX_COMPILATION_CACHE_MAX_SIZE": str(DEFAULT_MAX_BYTES),
     }
+
+
+def test_cpus_with_other_features_get_other_folders() -> None:
+    xeon = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R)\nflags\t\t: fpu sse avx avx512f\n"
+    epyc = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse avx\n"
+    second_core = xeon + "processor\t: 1\nmodel name\t: Intel(R) Xeon(R)\nflags\t\t: fpu sse avx avx512f\n"
+    assert host_tag(xeon) != host_tag(epyc)
+    assert host_tag(xeon) == host_tag(second_core)  # the first core describes the machine
 
 
 @pytest.mark.parametrize("value", ["off", "OFF", "0", "false", "no", " off "])
@@ -35,6 +45,8 @@ def test_off_turns_it_off(value: str) -> None:
 
 def test_a_directory_and_jax_own_settings() -> None:
     assert compile_cache_settings({CACHE_ENV: "/c"})["JAX_COMPILATION_CACHE_DIR"] == "/c"
+    relative = compile_cache_settings({CACHE_ENV: "c"})["JAX_COMPILATION_CACHE_DIR"]
+    assert relative == str(Path.cwd() / "c")
     own = {CACHE_ENV: "/c", "JAX_COMPILATION_CACHE_DIR": "/j", "JAX_COMPILATION_CACHE_MAX_SIZE": "7"}
     assert compile_cache_settings(own) == {
         "JAX_COMPILATION_CACHE_DIR": "/j",

@@ -292,11 +292,30 @@ def test_a_cell_out_of_in_process_restarts_is_failed_and_the_next_cell_runs(tmp_
     note = "stalled: no heartbeat for 11 s; killed 2 times (--stall-retries 1), giving up"
     # what the process before this one, restarted twice for ``hanging``, left in the environment
     stalls = {str(hanging.cell_dir(tmp_path)): [2, note]}
-    monkeypatch.setenv(executors.IN_PROCESS_STALLS_ENV, json.dumps(stalls))
+    monkeypatch.setenv(executors.IN_PROCESS_STALLS_ENV, json.dumps({"stalls": stalls, "pending": None}))
     restarts: list[int] = []
-    executor = executors.InProcessExecutor(StallPolicy(TIMEOUT_S, retries=1), lambda: restarts.append(1))
+    # a timeout no healthy step reaches: this test is about the inherited count, not the watch
+    executor = executors.InProcessExecutor(StallPolicy(3600, retries=1), lambda: restarts.append(1))
     session = run_session([hanging, other], tmp_path, executor)
     assert [r.state for r in session.results] == ["failed", "done"] and not restarts
     assert session.results[0].error == note
     status = store.read_json(store.seed_dir(hanging.cell_dir(tmp_path), 0) / store.STATUS_FILE)
     assert status["state"] == "failed" and status["error"] == note
+
+
+def test_a_restarted_image_records_the_stall_it_was_started_for(tmp_path, monkeypatch) -> None:
+    spec = plan_cell("random", CARTPOLE, env_kwargs=SMALL, seeds=1, steps=300, eval_every=100)
+    sd = store.seed_dir(spec.cell_dir(tmp_path), 0)
+    sd.mkdir(parents=True)
+    write_status(sd, "running", env_step=0, steps=300)  # what the replaced image left
+    pending = {"cell": str(spec.cell_dir(tmp_path)), "age": 12.0, "env_step": 0}
+    monkeypatch.setenv(executors.IN_PROCESS_STALLS_ENV, json.dumps({"stalls": {}, "pending": pending}))
+    events: list[ProgressEvent] = []
+    executor = executors.InProcessExecutor(StallPolicy(3600, retries=2), lambda: None)
+    (result,) = list(executor.run([spec], tmp_path, events.append))
+    assert result.state == "done", result.error
+    status = store.read_json(sd / store.STATUS_FILE)
+    assert status["state"] == "done" and status["stalls"] == 1
+    assert "no heartbeat for 12 s" in status["last_stall"] and "restart 1 of 2" in status["last_stall"]
+    assert [e.note for e in events if e.state == "stalled"] == [status["last_stall"]]
+    assert executors.IN_PROCESS_STALLS_ENV not in os.environ  # read once, not handed to later images

@@ -10,7 +10,9 @@ change (``tests/test_compile_cache.py`` runs a cell twice and compares).
 Only the command line turns it on (library users choose for themselves, with JAX's own settings):
 
 - ``MBRL_BENCH_COMPILE_CACHE=off`` turns it off; ``MBRL_BENCH_COMPILE_CACHE=DIR`` puts it in DIR;
-- otherwise ``$XDG_CACHE_HOME/mbrl-bench/xla`` (``~/.cache/mbrl-bench/xla``);
+- otherwise ``$XDG_CACHE_HOME/mbrl-bench/xla/<machine>-<cpu>`` (``~/.cache/...``), one folder per CPU
+  type, since XLA:CPU refuses a program compiled for other CPU features and a home directory may be
+  shared by machines with different CPUs;
 - JAX's own ``JAX_COMPILATION_CACHE_DIR`` and ``JAX_COMPILATION_CACHE_MAX_SIZE``, when set, win.
 
 The directory is bounded (``DEFAULT_MAX_BYTES``, least recently used entries go first); bounding it also
@@ -20,7 +22,9 @@ entry another one is still writing.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import platform
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,10 +36,26 @@ DEFAULT_MAX_BYTES = 4 << 30
 """Size bound of the cache directory: a few hundred compiled cells (an MBPO segment is tens of MB)."""
 
 
+def host_tag(cpuinfo: str | None = None) -> str:
+    """``<machine>-<12 hex digits>``: the machine type and a hash of the CPU's model name and feature
+    flags (the first of each in /proc/cpuinfo, or ``cpuinfo``; the processor's name elsewhere)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = platform.processor()
+    wanted = ("model name", "flags", "Features", "CPU part")  # x86 and ARM spellings
+    lines = []
+    for key in wanted:
+        lines += [line for line in cpuinfo.splitlines() if line.split(":")[0].strip() == key][:1]
+    digest = hashlib.sha1("\n".join(lines or [cpuinfo]).encode()).hexdigest()[:12]
+    return f"{platform.machine() or 'unknown'}-{digest}"
+
+
 def default_cache_dir(environ: Mapping[str, str]) -> Path:
-    """``$XDG_CACHE_HOME/mbrl-bench/xla``, ``~/.cache/mbrl-bench/xla`` when XDG_CACHE_HOME is unset."""
+    """``$XDG_CACHE_HOME/mbrl-bench/xla/<host_tag()>``, under ``~/.cache`` when XDG_CACHE_HOME is unset."""
     base = environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mbrl-bench" / "xla"
+    return Path(base) / "mbrl-bench" / "xla" / host_tag()
 
 
 def compile_cache_settings(environ: Mapping[str, str]) -> dict[str, str]:
@@ -44,7 +64,8 @@ def compile_cache_settings(environ: Mapping[str, str]) -> dict[str, str]:
     setting = environ.get(CACHE_ENV, "").strip()
     if setting.lower() in OFF_VALUES:
         return {}
-    directory = environ.get("JAX_COMPILATION_CACHE_DIR") or setting or str(default_cache_dir(environ))
+    chosen = str(Path(setting).absolute()) if setting else ""  # workers and restarts may change cwd
+    directory = environ.get("JAX_COMPILATION_CACHE_DIR") or chosen or str(default_cache_dir(environ))
     max_size = environ.get("JAX_COMPILATION_CACHE_MAX_SIZE", str(DEFAULT_MAX_BYTES))
     return {"JAX_COMPILATION_CACHE_DIR": directory, "JAX_COMPILATION_CACHE_MAX_SIZE": max_size}
 

@@ -200,9 +200,10 @@ _IMAGE_STARTED = time.time()
 """When this process image began (this module is imported once per image): heartbeats older than this
 that carry our pid were written by the image an in-process restart replaced."""
 IN_PROCESS_STALLS_ENV = "MBRL_BENCH_IN_PROCESS_STALLS"
-"""JSON ``{cell directory: [stalls, last note]}``: what a restarted in-process run inherits from the process
-it replaced (``InProcessExecutor``). Keyed by directory, not cell key: ``calibrate`` runs the same cells
-once per budget."""
+"""JSON that a restarted in-process run inherits from the image it replaced (``InProcessExecutor``):
+``{"stalls": {cell directory: [stalls, last note]}, "pending": {"cell", "age", "env_step"}}``, the stall
+that caused the restart being pending until the new image records it. Keyed by directory, not cell
+key: ``calibrate`` runs the same cells once per budget."""
 
 
 def restart_this_process() -> NoReturn:
@@ -210,13 +211,19 @@ def restart_this_process() -> NoReturn:
 
     A thread hung inside XLA cannot be stopped from within its process; ``exec`` ends every thread.
     The cell locks are released on the way (Python opens files close-on-exec), and the new process
-    resumes the cells from their checkpoints.
+    resumes the cells from their checkpoints. If the exec itself fails the process exits (status 1)
+    rather than stay hung.
     """
     if sys.stderr.isatty():  # a live progress display may have hidden the cursor
         sys.stderr.write("\x1b[?25h\n")
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+    try:
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+    except OSError as e:
+        sys.stderr.write(f"mbrl-bench: a cell stalled and restarting failed ({e}); run the command again\n")
+        sys.stderr.flush()
+        os._exit(1)
 
 
 class InProcessExecutor:
@@ -224,10 +231,11 @@ class InProcessExecutor:
 
     Watched only when given ``restart`` (the CLI passes ``restart_this_process`` when it runs as its
     process's own command): a watchdog thread reads the running cell's heartbeats, and when the cell
-    stalls (``StallPolicy``) it records the stall and calls ``restart``, so the cell resumes from its
-    checkpoint in a fresh process image; a cell that stalled more than ``retries`` times is marked failed
-    and the restarted run skips it. Library callers get no restarts: replacing their process is not ours
-    to do.
+    stalls (``StallPolicy``) it calls ``restart``, so the cell resumes from its checkpoint in a fresh
+    process image. The new image records the stall (status.json, the progress display) before running
+    anything, so no two threads write a cell's files at once; a cell that stalled more than ``retries``
+    times is marked failed and the run goes on with the next cell. Library callers get no restarts:
+    replacing their process is not ours to do.
     """
 
     def __init__(self, stall: StallPolicy | None = None, restart: Callable[[], Any] | None = None) -> None:
@@ -241,17 +249,28 @@ class InProcessExecutor:
             for spec in specs:
                 yield _guarded_run(spec, out_dir, on_progress, wait_for_lock)
             return
-        stalls = _inherited_stalls()
+        stalls, pending = _inherited_stalls()
+        host = socket.gethostname()
         for spec in specs:
-            kills, note = stalls.get(str(spec.cell_dir(out_dir)), (0, ""))
-            if kills > self.stall.retries:  # it used up its restarts in the processes before this one
+            cell = str(spec.cell_dir(out_dir))
+            kills, note = stalls.get(cell, (0, ""))
+            watch = _Watch(spec, kills, os.getpid(), host, ignore_before=_IMAGE_STARTED)
+            if pending is not None and pending["cell"] == cell:  # the stall this image was started for
+                stalled = (float(pending["age"]), int(pending["env_step"]))
+                gave_up = _after_stall(watch, stalled, self.stall, out_dir, on_progress)
+                watch.pid = os.getpid()
+                stalls[cell] = (watch.kills, _stall_note(self.stall, *stalled, watch.kills))
+                pending = None
+                if gave_up is not None:
+                    yield gave_up
+                    continue
+            elif kills > self.stall.retries:  # it used up its restarts in an earlier image
                 yield mark_failed(spec, out_dir, note)
                 continue
-            watch = _Watch(spec, kills, os.getpid(), socket.gethostname(), ignore_before=_IMAGE_STARTED)
             stop = threading.Event()
             thread = threading.Thread(
                 target=self._watch,
-                args=(watch, out_dir, on_progress, stop, stalls),
+                args=(watch, out_dir, stop, stalls),
                 name=f"mbrl-bench watchdog {spec.key}",
                 daemon=True,
             )
@@ -264,33 +283,29 @@ class InProcessExecutor:
             yield result
 
     def _watch(
-        self,
-        watch: _Watch,
-        out_dir: Path,
-        on_progress: ProgressFn,
-        stop: threading.Event,
-        stalls: dict[str, tuple[int, str]],
+        self, watch: _Watch, out_dir: Path, stop: threading.Event, stalls: dict[str, tuple[int, str]]
     ) -> None:
-        """The watchdog thread of one cell: on a stall, record it and restart the process."""
+        """The watchdog thread of one cell: on a stall, hand it to a fresh image of this process."""
         while not stop.wait(self.stall.check_every_s):
             stalled = watch.stalled_for(out_dir, self.stall, time.time())
-            if stalled is None:
+            if stalled is None or stop.is_set():  # the cell may have finished while we read
                 continue
-            _after_stall(watch, stalled, self.stall, out_dir, on_progress)
-            note = _stall_note(self.stall, *stalled, watch.kills)
-            cell = str(watch.spec.cell_dir(out_dir))
-            os.environ[IN_PROCESS_STALLS_ENV] = json.dumps(stalls | {cell: (watch.kills, note)})
+            pending = {"cell": str(watch.spec.cell_dir(out_dir)), "age": stalled[0], "env_step": stalled[1]}
+            os.environ[IN_PROCESS_STALLS_ENV] = json.dumps({"stalls": stalls, "pending": pending})
             assert self.restart is not None
             self.restart()
             return
 
 
-def _inherited_stalls() -> dict[str, tuple[int, str]]:
-    """The stalls counted by the processes this one replaced (``IN_PROCESS_STALLS_ENV``)."""
-    raw = os.environ.get(IN_PROCESS_STALLS_ENV)
+def _inherited_stalls() -> tuple[dict[str, tuple[int, str]], dict[str, Any] | None]:
+    """The stalls counted by the images this one replaced and the one it was started for
+    (``IN_PROCESS_STALLS_ENV``, removed from the environment once read)."""
+    raw = os.environ.pop(IN_PROCESS_STALLS_ENV, None)
     if not raw:
-        return {}
-    return {key: (int(kills), str(note)) for key, (kills, note) in json.loads(raw).items()}
+        return {}, None
+    payload = json.loads(raw)
+    stalls = {cell: (int(kills), str(note)) for cell, (kills, note) in payload["stalls"].items()}
+    return stalls, payload.get("pending")
 
 
 # --------------------------------------------------------------------------- local worker processes
@@ -461,20 +476,14 @@ def _ray_task(
     return _guarded_run(spec, out_dir, progress_queue.put, wait, heartbeat_s)
 
 
-def _compile_cache_env() -> dict[str, str]:
-    """The persistent compilation cache's settings of this process (``compile_cache``), for Ray tasks,
-    which do not inherit the driver's environment on other machines."""
-    names = ("JAX_COMPILATION_CACHE_DIR", "JAX_COMPILATION_CACHE_MAX_SIZE")
-    return {name: os.environ[name] for name in names if name in os.environ}
-
-
 class RayExecutor:
     """Cells as Ray tasks (one CPU each). Joins ``address`` if given, else uses the Ray instance this
     process already initialised, else starts a local one with ``num_cpus`` CPUs (shut down after).
     Tasks are watched (``StallPolicy``; heartbeats are read from ``out_dir``, which a multi-machine
     cluster must share anyway); a stalled task is cancelled with ``force=True``, which kills its
-    worker process. Tasks get ``XLA_FLAGS = worker_xla_flags()`` and the compilation cache's settings through
-    their runtime environment."""
+    worker process. Tasks get ``XLA_FLAGS = worker_xla_flags()`` through their runtime environment;
+    the compilation cache (``compile_cache``) reaches a local Ray instance's workers through the
+    environment they inherit, not other machines, whose CPUs may differ."""
 
     def __init__(
         self, address: str | None = None, num_cpus: int | None = None, stall: StallPolicy | None = None
@@ -501,7 +510,7 @@ class RayExecutor:
         progress_queue = Queue()
         try:
             task = ray.remote(num_cpus=1, max_retries=0)(_ray_task).options(
-                runtime_env={"env_vars": {"XLA_FLAGS": worker_xla_flags()} | _compile_cache_env()}
+                runtime_env={"env_vars": {"XLA_FLAGS": worker_xla_flags()}}
             )
             watches = {spec.key: _Watch(spec) for spec in specs}
 
