@@ -70,19 +70,18 @@ def compile_cache_settings(environ: Mapping[str, str]) -> dict[str, str]:
     return {"JAX_COMPILATION_CACHE_DIR": directory, "JAX_COMPILATION_CACHE_MAX_SIZE": max_size}
 
 
-def enable_compile_cache() -> str | None:
+def enable_compile_cache() -> None:
     """Turn the cache on for this process and the worker processes it starts (they inherit the
-    environment); returns its directory, or None when ``MBRL_BENCH_COMPILE_CACHE`` is off.
+    environment), unless ``MBRL_BENCH_COMPILE_CACHE`` is off.
 
     Call before the first compilation: JAX decides at its first compile whether the process caches.
     """
     settings = compile_cache_settings(os.environ)
     if not settings:
-        return None
+        return
     os.environ.update(settings)
     if "jax" in sys.modules:  # imported already: JAX read its environment variables at import
         import jax
 
         jax.config.update("jax_compilation_cache_dir", settings["JAX_COMPILATION_CACHE_DIR"])
         jax.config.update("jax_compilation_cache_max_size", int(settings["JAX_COMPILATION_CACHE_MAX_SIZE"]))
-    return settings["JAX_COMPILATION_CACHE_DIR"]
