@@ -31,9 +31,11 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from _kernels import flops, matmul_gflops, median_s
+from mbrl_bench.baselines.common.replay import Replay, sample_without_replacement
 
 from mbrl_bench.harness.cells import build_agent, plan_cell
 from mbrl_bench.harness.runner import SeedBatch, run_cell
@@ -167,3 +169,29 @@ def test_float64_cost(benchmark, algo: str) -> None:
     benchmark.extra_info.update(info)
     print(f"\n{algo} learner step, 5 seeds: {info}")
     assert all(np.isfinite(list(ms.values())))
+
+
+@pytest.mark.parametrize("filled", [1_000, 100_000])
+def test_sampler_without_replacement(benchmark, filled: int) -> None:
+    """The minibatch sampler OMD and MLE-Dyna call once per Q or model step (Floyd's algorithm,
+    computed in parallel): us per draw of 256 distinct indices for 5 vmapped seeds, from a buffer
+    with ``filled`` items (1K: the first learning step, where many draws repeat or chain; 100K:
+    later). 100 draws run inside one jitted loop so that dispatch does not count."""
+    replay = Replay(jnp.zeros((5, 200_000)), jnp.full(5, filled, jnp.int32))
+    keys = jax.random.split(jax.random.PRNGKey(0), 5)
+    draws = 100
+
+    @jax.jit
+    def many(replay: Replay, keys: jax.Array) -> jax.Array:
+        def body(i: int, total: jax.Array) -> jax.Array:
+            sample = jax.vmap(lambda r, k: sample_without_replacement(r, jax.random.fold_in(k, i), 256))
+            return total + sample(replay, keys).sum()
+
+        return jax.lax.fori_loop(0, draws, body, 0)
+
+    repeats = 5 if benchmark.disabled else 50
+    seconds = benchmark.pedantic(lambda: median_s(lambda: many(replay, keys), repeats), rounds=1)
+    us = 1e6 * seconds / draws
+    benchmark.extra_info.update({"filled": filled, "us_per_5_seed_draw": round(us, 1)})
+    print(f"\nsampler, 5 seeds x 256 of {filled}: {us:.1f} us per draw")
+    assert np.isfinite(us)

@@ -96,3 +96,41 @@ def test_importance_weights_hand_computed():
     np.testing.assert_allclose(
         importance_weights(jnp.array([1.0, 3.0]), 4.0, 2, 1.0), [1.0, 1 / 3], rtol=1e-6
     )
+
+
+def _floyd_loop(n: int, draws: np.ndarray) -> np.ndarray:
+    """Floyd's algorithm as written (Bentley & Floyd 1987), one draw at a time: the reference."""
+    batch = len(draws)
+    chosen: list[int] = []
+    for i, t in enumerate(draws.tolist()):
+        chosen.append(n - batch + i if t in chosen else t)
+    return np.asarray(chosen)
+
+
+@pytest.mark.parametrize("batch", [1, 7, 32])
+def test_parallel_floyd_equals_the_sequential_algorithm(batch: int) -> None:
+    """The vectorised sampler takes exactly the slots Floyd's loop takes from the same draws, from a
+    buffer just big enough (many repeats and chains of replaced draws) to a large one; with fewer
+    filled slots than the batch it draws with replacement."""
+    sample = jax.jit(jax.vmap(rp.sample_without_replacement, in_axes=(None, 0, None)), static_argnums=2)
+    draw = jax.jit(jax.vmap(lambda k, high: jax.random.randint(k, high.shape, 0, high), in_axes=(0, None)))
+    for n in sorted({batch, batch + 1, 2 * batch, 3 * batch + 5, 500}):
+        replay = rp.Replay(jnp.zeros(500), jnp.int32(n))
+        keys = jax.random.split(jax.random.PRNGKey(n), 200)
+        got = np.asarray(sample(replay, keys, batch))
+        high = n - batch + np.arange(batch) + 1  # the draw t_i is uniform in [0, n - batch + i]
+        draws = np.asarray(draw(keys, high))
+        for row, drawn in zip(got, draws, strict=True):
+            np.testing.assert_array_equal(row, _floyd_loop(n, drawn))
+    if batch > 1:
+        fallback = np.asarray(sample(rp.Replay(jnp.zeros(500), jnp.int32(batch - 1)), keys, batch))
+        assert fallback.min() >= 0 and fallback.max() < batch - 1
+
+
+def test_repeats_are_found_with_either_sort_key() -> None:
+    """Repeats of earlier values, through the packed int32 key and through the two-key sort that
+    replaces it when value * size could overflow."""
+    values = jnp.array([5, 3, 5, 0, 3, 3, 9, 0])
+    expected = [False, False, True, False, True, True, False, True]
+    np.testing.assert_array_equal(rp._repeats_earlier(values, 10), expected)
+    np.testing.assert_array_equal(rp._repeats_earlier(values, 2**30), expected)
