@@ -180,6 +180,11 @@ class SAC:
     def critic_net(self) -> _Dense:
         return _Dense(tuple(self.config.hidden_sizes), 1)
 
+    @property
+    def critic_input_dim(self) -> int:
+        """Width of the critics' input: (s, a) here, s alone where they output Q(s, .) for every a."""
+        return self.obs_dim + self.action_dim
+
     def optimizers(self) -> tuple[optax.GradientTransformation, ...]:
         c = self.config
         return optax.adam(c.actor_lr), optax.adam(c.critic_lr), optax.adam(c.temperature_lr)
@@ -188,7 +193,7 @@ class SAC:
     def init(self, key: jax.Array) -> SACState:
         k_actor, k_critic = jax.random.split(key)
         actor = self.actor_net.init(k_actor, jnp.zeros((1, self.obs_dim)))
-        dummy = jnp.zeros((1, self.obs_dim + self.action_dim))
+        dummy = jnp.zeros((1, self.critic_input_dim))
         critic = jax.vmap(lambda k: self.critic_net.init(k, dummy))(jax.random.split(k_critic, 2))
         log_alpha = jnp.asarray(math.log(self.config.init_temperature), jnp.float32)
         actor_tx, critic_tx, alpha_tx = self.optimizers()
@@ -367,22 +372,9 @@ class DiscreteSAC(SAC):
     def critic_net(self) -> _Dense:
         return _Dense(tuple(self.config.hidden_sizes), self.action_dim)
 
-    def init(self, key: jax.Array) -> SACState:
-        k_actor, k_critic = jax.random.split(key)
-        dummy = jnp.zeros((1, self.obs_dim))
-        actor = self.actor_net.init(k_actor, dummy)
-        critic = jax.vmap(lambda k: self.critic_net.init(k, dummy))(jax.random.split(k_critic, 2))
-        log_alpha = jnp.asarray(math.log(self.config.init_temperature), jnp.float32)
-        actor_tx, critic_tx, alpha_tx = self.optimizers()
-        return SACState(
-            actor=actor,
-            critic=critic,
-            critic_target=jax.tree.map(jnp.copy, critic),  # its own buffers: states may be donated
-            log_alpha=log_alpha,
-            actor_opt=actor_tx.init(actor),
-            critic_opt=critic_tx.init(critic),
-            alpha_opt=alpha_tx.init(log_alpha),
-        )
+    @property
+    def critic_input_dim(self) -> int:
+        return self.obs_dim
 
     def log_probs(self, actor: Any, obs: jax.Array) -> jax.Array:
         """log pi(. | s) over the last axis."""
