@@ -19,6 +19,10 @@ smoke test.
 cell) and reads it against XLA's FLOP count and the machine's matmul rate, the measure of how much of
 the per-step cost is arithmetic and how much per-op overhead.
 
+``test_network_dot_ceiling`` measures the rate the learner's own matmul shape (a 32-wide layer on a 256
+batch, 5 seeds x 2 networks) reaches on this machine, the practical ceiling for those GFLOP/s, and
+``test_sampler_without_replacement`` the minibatch sampler both agents call every step.
+
 ``test_float64_cost`` times the same call with ``float64=True`` (the official code's precision) and
 without, interleaved in blocks so that both see the same load, and reports the float64 / float32 ratio:
 the cost side of the precision default (issue 15).
@@ -195,3 +199,30 @@ def test_sampler_without_replacement(benchmark, filled: int) -> None:
     benchmark.extra_info.update({"filled": filled, "us_per_5_seed_draw": round(us, 1)})
     print(f"\nsampler, 5 seeds x 256 of {filled}: {us:.1f} us per draw")
     assert np.isfinite(us)
+
+
+def test_network_dot_ceiling(benchmark) -> None:
+    """GFLOP/s of the learner's own matmul shape, a 32-wide hidden layer on a 256 batch for 5 seeds x 2
+    networks ([10, 256, 32] @ [10, 32, 32], 100 chained in one jitted loop), beside a 2048^2 matmul:
+    the rate the OMD step's dots can reach here, against which its achieved GFLOP/s should be read."""
+    key = jax.random.PRNGKey(0)
+    x = jax.random.normal(key, (10, 256, 32))
+    w = jax.random.normal(key, (10, 32, 32)) / jnp.sqrt(32.0)
+    layers = 100
+
+    @jax.jit
+    def chain(x: jax.Array, w: jax.Array) -> jax.Array:
+        return jax.lax.fori_loop(0, layers, lambda _, h: jnp.einsum("bnk,bkm->bnm", h, w), x)
+
+    repeats = 3 if benchmark.disabled else 30
+    seconds = benchmark.pedantic(lambda: median_s(lambda: chain(x, w), repeats), rounds=1) / layers
+    achieved = 2 * x.size * w.shape[-1] / seconds / 1e9
+    peak = matmul_gflops()
+    info = {
+        "gflops": round(achieved, 1),
+        "matmul_peak_gflops": round(peak, 1),
+        "fraction_of_peak": round(achieved / peak, 3),
+    }
+    benchmark.extra_info.update(info)
+    print(f"\n32-wide layer, 5 seeds x 2 networks x 256: {info}")
+    assert np.isfinite(achieved)
