@@ -272,3 +272,16 @@ def test_float64_agent_runs_in_float64_and_its_norm_sweep_is_plotted(tmp_path) -
     assert summary is not None and summary.path.read_bytes().startswith(b"\x89PNG")
     assert summary.lines == {env: ("omd-tabular (n=2)",)}
     assert plot_capacity_sweep(tmp_path / "omd-tabular" / "nothing-here") is None
+
+
+def test_checkpoint_payloads_must_agree_in_format_and_step() -> None:
+    from mbrl_bench.harness.runner import CHECKPOINT_FORMAT, checkpoint_step
+
+    ok = [{"format": CHECKPOINT_FORMAT, "env_step": 3000, "env_state": None} for _ in range(2)]
+    assert checkpoint_step(ok, "", "env_state") == 3000
+    with pytest.raises(ResumeError, match=r"delete the cell's checkpoint\.pkl"):
+        checkpoint_step([ok[0], {**ok[1], "format": CHECKPOINT_FORMAT - 1}], "")
+    with pytest.raises(ResumeError, match="JAX-backend format"):
+        checkpoint_step([ok[0], {"format": CHECKPOINT_FORMAT, "env_step": 3000}], "JAX-backend ", "env_state")
+    with pytest.raises(ResumeError, match=r"different env steps: \[2000, 3000\]"):
+        checkpoint_step([ok[0], {**ok[1], "env_step": 2000}], "")

@@ -57,6 +57,7 @@ from mbrl_bench.harness.runner import (
     _is_key,
     _seed_keys_jit,
     _to_host,
+    checkpoint_step,
     derive_seed,
     metric_carry,
     stack_metric_carry,
@@ -227,16 +228,7 @@ class JaxSeedBatch(SeedBatch):
 
     def restore(self, payloads: Sequence[dict[str, Any]]) -> None:
         """Resume from one checkpoint payload per seed (all at the same env step)."""
-        formats = {p.get("format") for p in payloads}
-        if formats != {CHECKPOINT_FORMAT} or any("env_state" not in p for p in payloads):
-            raise ResumeError(
-                f"checkpoint is not this version's JAX-backend format ({CHECKPOINT_FORMAT}); "
-                "delete the cell's checkpoint.pkl files to re-run it from scratch"
-            )
-        steps = {p["env_step"] for p in payloads}
-        if len(steps) != 1:
-            raise ResumeError(f"checkpoints of one batch are at different env steps: {sorted(steps)}")
-        self.env_step = steps.pop()
+        self.env_step = checkpoint_step(payloads, "JAX-backend ", "env_state")
         template = self._f.init(self._seed_keys(_AGENT_INIT))
         self.state = _stack_leaves(template, [p["agent_state"] for p in payloads], self.batched)
         self.env_state = _stack_leaves(self._train_reset()[1], [p["env_state"] for p in payloads], True)

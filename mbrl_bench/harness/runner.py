@@ -313,6 +313,21 @@ def _functions(
     return _FUNCTIONS[key]
 
 
+def checkpoint_step(payloads: Sequence[dict[str, Any]], backend: str, *required: str) -> int:
+    """The env step every seed's checkpoint payload is at; ResumeError if they are of another format
+    (or lack one of the ``required`` keys) or at different steps."""
+    formats = {p.get("format") for p in payloads}
+    if formats != {CHECKPOINT_FORMAT} or any(key not in p for p in payloads for key in required):
+        raise ResumeError(
+            f"checkpoint format {sorted(map(str, formats))} is not this version's {backend}format "
+            f"({CHECKPOINT_FORMAT}); delete the cell's checkpoint.pkl files to re-run it from scratch"
+        )
+    steps = {p["env_step"] for p in payloads}
+    if len(steps) != 1:
+        raise ResumeError(f"checkpoints of one batch are at different env steps: {sorted(steps)}")
+    return steps.pop()
+
+
 class SeedBatch:
     """The seeds of one cell stepped together: one Gymnasium env per seed, the learner batched.
 
@@ -410,16 +425,7 @@ class SeedBatch:
 
     def restore(self, payloads: Sequence[dict[str, Any]]) -> None:
         """Resume from one checkpoint payload per seed (all at the same env step)."""
-        formats = {p.get("format") for p in payloads}
-        if formats != {CHECKPOINT_FORMAT}:
-            raise ResumeError(
-                f"checkpoint format {sorted(map(str, formats))} is not this version's ({CHECKPOINT_FORMAT}); "
-                "delete the cell's checkpoint.pkl files to re-run it from scratch"
-            )
-        steps = {p["env_step"] for p in payloads}
-        if len(steps) != 1:
-            raise ResumeError(f"checkpoints of one batch are at different env steps: {sorted(steps)}")
-        self.env_step = steps.pop()
+        self.env_step = checkpoint_step(payloads, "")
         template_leaves, treedef = jax.tree.flatten(self._f.init(self._seed_keys(_AGENT_INIT)))
         leaves = []
         for j, t in enumerate(template_leaves):
