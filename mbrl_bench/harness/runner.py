@@ -317,10 +317,12 @@ def checkpoint_step(payloads: Sequence[dict[str, Any]], backend: str, *required:
     """The env step every seed's checkpoint payload is at; ResumeError if they are of another format
     (or lack one of the ``required`` keys) or at different steps."""
     formats = {p.get("format") for p in payloads}
-    if formats != {CHECKPOINT_FORMAT} or any(key not in p for p in payloads for key in required):
+    missing = sorted({key for p in payloads for key in required if key not in p})
+    if formats != {CHECKPOINT_FORMAT} or missing:
+        found = f"it lacks {', '.join(missing)}" if missing else f"its format is {sorted(map(str, formats))}"
         raise ResumeError(
-            f"checkpoint format {sorted(map(str, formats))} is not this version's {backend}format "
-            f"({CHECKPOINT_FORMAT}); delete the cell's checkpoint.pkl files to re-run it from scratch"
+            f"checkpoint is not in this version's {backend}format ({CHECKPOINT_FORMAT}): {found}; "
+            "delete the cell's checkpoint.pkl files to re-run it from scratch"
         )
     steps = {p["env_step"] for p in payloads}
     if len(steps) != 1:
