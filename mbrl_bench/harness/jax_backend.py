@@ -60,7 +60,7 @@ from mbrl_bench.harness.runner import (
     checkpoint_step,
     derive_seed,
     metric_carry,
-    stack_metric_carry,
+    restore_carry,
 )
 
 BACKENDS: tuple[str, ...] = ("auto", "gymnasium", "jax")
@@ -238,14 +238,7 @@ class JaxSeedBatch(SeedBatch):
             self.alive[i] = p["diverged"] is None
         self.wall_time = float(payloads[0]["wall_time_s"])
         self._last_row_step = self.env_step
-        c = [p["carry"] for p in payloads]
-        self.carry = Carry(
-            jnp.asarray(np.stack([x["obs"] for x in c])),
-            jnp.asarray(np.stack([x["action"] for x in c])),
-            jnp.int32(self.env_step),
-            jnp.asarray(np.stack([x["bad_step"] for x in c])),
-            *stack_metric_carry(c, self.metric_names),
-        )
+        self.carry = restore_carry([p["carry"] for p in payloads], self.env_step, self.metric_names)
 
     # ------------------------------------------------------------------------------------ the hot loop
     def train(self, n_steps: int) -> None:

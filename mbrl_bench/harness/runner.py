@@ -168,6 +168,18 @@ def stack_metric_carry(
     return stack("bad_metrics"), stack("metric_sum")
 
 
+def restore_carry(carries: Sequence[dict[str, Any]], env_step: int, names: Sequence[str]) -> Carry:
+    """The jitted step's carry rebuilt from the seeds' checkpointed carries (either backend)."""
+    stacked = lambda field: jnp.asarray(np.stack([c[field] for c in carries]))
+    return Carry(
+        stacked("obs"),
+        stacked("action"),
+        jnp.int32(env_step),
+        stacked("bad_step"),
+        *stack_metric_carry(carries, names),
+    )
+
+
 def _is_key(leaf: Any) -> bool:
     return jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
 
@@ -451,14 +463,7 @@ class SeedBatch:
                 self._replay(i, p["replay"])
         self.wall_time = float(payloads[0]["wall_time_s"])
         self._last_row_step = self.env_step
-        c = [p["carry"] for p in payloads]
-        self.carry = Carry(
-            jnp.asarray(np.stack([x["obs"] for x in c])),
-            jnp.asarray(np.stack([x["action"] for x in c])),
-            jnp.int32(self.env_step),
-            jnp.asarray(np.stack([x["bad_step"] for x in c])),
-            *stack_metric_carry(c, self.metric_names),
-        )
+        self.carry = restore_carry([p["carry"] for p in payloads], self.env_step, self.metric_names)
         # Rebuild the action log from the earliest seeded reset: row t holds each seed's action.
         self._seeded_at = [self.env_step - len(p["replay"]["actions"]) for p in payloads]
         self._log_base = min(self._seeded_at)
