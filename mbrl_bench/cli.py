@@ -54,7 +54,7 @@ def _positive_seconds(text: str) -> float:
 
 
 def _non_negative_int(text: str) -> int:
-    """argparse type of ``--stall-retries``: an integer >= 0."""
+    """argparse type of ``--stall-retries`` and ``--seed-index``: an integer >= 0."""
     try:
         value = int(text)
     except ValueError:
@@ -238,6 +238,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overrides = {k: getattr(args, k) for k in RUN_KEYS}
         suite = load_suite(args.suite or DEFAULT_SUITE, overrides, args.env_backend)
         cells = list(suite.cells)
+    if args.seed_index:
+        cells = [_only_seeds(spec, args.seed_index) for spec in cells]
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
     workers = args.workers or min(len(cells), os.cpu_count() or 1)
@@ -273,6 +275,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for what, path in finish_suite(out):
         print(f"{what}: {path}")
     return session.exit_code
+
+
+def _only_seeds(spec: Any, indices: list[int]) -> Any:
+    """``spec`` restricted to the seed indices of ``--seed-index``; UsageError for one it lacks."""
+    import dataclasses
+
+    missing = sorted(set(indices) - set(spec.seeds))
+    if missing:
+        raise UsageError(
+            f"--seed-index {missing[0]} is not a seed of {spec.key}, which has seeds "
+            f"{spec.seeds[0]}-{spec.seeds[-1]} (--seeds {len(spec.seeds)})"
+        )
+    return dataclasses.replace(spec, seeds=tuple(sorted(set(indices))))
 
 
 def _count(states: Any) -> dict[str, int]:
@@ -473,6 +488,16 @@ def build_parser() -> argparse.ArgumentParser:
         ("--eval-episodes", "eval_episodes"),
     ):
         run.add_argument(flag, type=int, dest=key, help=f"default {RUN_DEFAULTS[key]} (or the suite's)")
+    run.add_argument(
+        "--seed-index",
+        action="append",
+        type=_non_negative_int,
+        metavar="I",
+        help="run only seed I of each cell's seeds 0..N-1 (repeatable), leaving the others as they are, "
+        "to split a long cell over processes, machines or sessions (into one --out, or directories "
+        "merged later). Seeds run apart can differ from the same seeds vmapped together by XLA's "
+        "rounding, which a learning run amplifies: the split is part of the command to record",
+    )
     run.add_argument(
         "--env-backend",
         metavar="auto|gymnasium|jax",

@@ -83,6 +83,11 @@ BAD_INPUTS = [
     (["run", "--suite", "quickstart", "--algo", "random"], "--suite cannot be combined with --algo"),
     (["run", "--algo", "random", "--env", CARTPOLE, "--seeds", "0"], "seeds must be an integer >= 1"),
     (["run", "--algo", "random", "--env", CARTPOLE, "--steps", "many"], "invalid int value: 'many'"),
+    (
+        ["run", "--algo", "random", "--env", CARTPOLE, "--seeds", "2", "--seed-index", "2"],
+        "--seed-index 2 is not a seed of random | mbrl_bench/CartPoleDistractor-v0 | full, which has seeds",
+    ),
+    (["run", "--algo", "random", "--env", CARTPOLE, "--seed-index", "-1"], "expects an integer >= 0"),
     (["run", "--algo", "random", "--env", CARTPOLE, "--executor", "slurm"], "valid executors: local, ray"),
     (["run", "--algo", "random", "--env", CARTPOLE, "--address", "x:1"], "--address only applies to"),
     (["run", "--algo", "random", "--env", CARTPOLE, "--workers", "0"], "--workers must be >= 1"),
@@ -149,6 +154,27 @@ def test_run_status_plot_and_a_changed_config(tmp_path, capsys) -> None:
     assert summary.lines == {label: ("random [full] (n=2)",) for label in labels}
     assert main(_run(tmp_path, "--env-kwarg", "num_distractors=2", "--eval-episodes", "3")) == 2
     assert "holds a different run (eval_episodes: stored 2, requested 3)" in capsys.readouterr().err
+
+
+def test_seeds_run_apart_with_seed_index_fill_the_same_cell(tmp_path, capsys) -> None:
+    together, apart = tmp_path / "together", tmp_path / "apart"
+    assert main(_run(together)) == 0
+    assert main(_run(apart, "--seed-index", "1")) == 0
+    cell = apart / "random" / "mbrl_bench__CartPoleDistractor-v0(num_distractors=1)" / "full"
+    assert not (cell / "seed_0").exists() and (cell / "seed_1" / store.CURVE_FILE).exists()
+    assert main(_run(apart, "--seed-index", "0")) == 0
+    capsys.readouterr()
+    assert main(["status", str(apart)]) == 0
+    assert capsys.readouterr().out.count("done") == 2
+    for seed in ("seed_0", "seed_1"):
+        curves = [
+            [
+                {k: v for k, v in row.items() if k != "wall_time_s"}
+                for row in store.read_curve(root / seed / store.CURVE_FILE)
+            ]
+            for root in (together / cell.relative_to(apart), cell)
+        ]
+        assert curves[0] == curves[1] and len(curves[0]) == 3
 
 
 def test_run_without_arguments_runs_the_quickstart_suite(tmp_path, monkeypatch, capsys) -> None:
