@@ -7,14 +7,18 @@ stderr, no traceback), 1 on a runtime failure (some cell failed; its traceback i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from mbrl_bench.harness.errors import UsageError
+
+if TYPE_CHECKING:
+    from mbrl_bench.harness.cells import CellSpec
 
 DEFAULT_OUT = "results"
 DEFAULT_SUITE = "quickstart"
@@ -277,10 +281,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return session.exit_code
 
 
-def _only_seeds(spec: Any, indices: list[int]) -> Any:
+def _only_seeds(spec: CellSpec, indices: list[int]) -> CellSpec:
     """``spec`` restricted to the seed indices of ``--seed-index``; UsageError for one it lacks."""
-    import dataclasses
-
     missing = sorted(set(indices) - set(spec.seeds))
     if missing:
         raise UsageError(
