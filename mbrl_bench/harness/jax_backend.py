@@ -39,7 +39,6 @@ import mbrl_bench
 from mbrl_bench.baselines.api import Agent, action_kind
 from mbrl_bench.envs.registration import all_entries
 from mbrl_bench.harness.cells import CellSpec
-from mbrl_bench.harness.errors import ResumeError
 from mbrl_bench.harness.runner import (
     _AGENT_INIT,
     _EVAL_ENV,
@@ -54,13 +53,13 @@ from mbrl_bench.harness.runner import (
     SeedBatch,
     _block_keys,
     _functions,
-    _is_key,
     _seed_keys_jit,
     _to_host,
     checkpoint_step,
     derive_seed,
     metric_carry,
     restore_carry,
+    stack_checkpoint_leaves,
 )
 
 BACKENDS: tuple[str, ...] = ("auto", "gymnasium", "jax")
@@ -229,9 +228,11 @@ class JaxSeedBatch(SeedBatch):
     def restore(self, payloads: Sequence[dict[str, Any]]) -> None:
         """Resume from one checkpoint payload per seed (all at the same env step)."""
         self.env_step = checkpoint_step(payloads, "JAX-backend ", "env_state")
-        template = self._f.init(self._seed_keys(_AGENT_INIT))
-        self.state = _stack_leaves(template, [p["agent_state"] for p in payloads], self.batched)
-        self.env_state = _stack_leaves(self._train_reset()[1], [p["env_state"] for p in payloads], True)
+        # Shapes and dtypes only, as SeedBatch.restore: no initialiser runs on a resume.
+        template = jax.eval_shape(self._f.init, self._seed_keys(_AGENT_INIT))
+        self.state = stack_checkpoint_leaves(template, [p["agent_state"] for p in payloads], self.batched)
+        env_template = jax.eval_shape(lambda: self._train_reset()[1])
+        self.env_state = stack_checkpoint_leaves(env_template, [p["env_state"] for p in payloads], True)
         for i, p in enumerate(payloads):
             self.rows[i] = list(p["rows"])
             self.diverged.update({self.seeds[i]: p["diverged"]} if p["diverged"] else {})
@@ -294,19 +295,3 @@ class JaxSeedBatch(SeedBatch):
 
     def close(self) -> None:
         """Nothing to close: the twins hold no resources."""
-
-
-def _stack_leaves(template: Any, per_seed: list[list[Any]], batched: bool) -> Any:
-    """A pytree shaped like ``template`` from per-seed leaf lists (batched: stacked over seeds)."""
-    template_leaves, treedef = jax.tree.flatten(template)
-    leaves = []
-    for j, t in enumerate(template_leaves):
-        seeds = [np.asarray(p[j]) for p in per_seed]
-        stacked = np.stack(seeds) if batched else seeds[0]
-        if _is_key(t):
-            leaves.append(jax.random.wrap_key_data(stacked, impl=jax.random.key_impl(t)))
-            continue
-        if stacked.shape != t.shape:
-            raise ResumeError(f"checkpoint leaf {j} has shape {stacked.shape}, the run expects {t.shape}")
-        leaves.append(jnp.asarray(stacked, dtype=t.dtype))
-    return jax.tree.unflatten(treedef, leaves)

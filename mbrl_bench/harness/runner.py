@@ -188,6 +188,24 @@ def _to_host(leaf: jax.Array) -> np.ndarray:
     return np.array(jax.random.key_data(leaf) if _is_key(leaf) else leaf)
 
 
+def stack_checkpoint_leaves(template: Any, per_seed: Sequence[Sequence[Any]], batched: bool) -> Any:
+    """A pytree shaped like ``template`` (arrays or ``jax.ShapeDtypeStruct``s) from one checkpointed
+    leaf list per seed, stacked over seeds when ``batched``; ResumeError names a leaf of the wrong shape."""
+    template_leaves, treedef = jax.tree.flatten(template)
+    leaves = []
+    for j, t in enumerate(template_leaves):
+        seeds = [np.asarray(p[j]) for p in per_seed]
+        stacked = np.stack(seeds) if batched else seeds[0]
+        if _is_key(t):
+            impl = jax.random.key_impl(jnp.zeros((), t.dtype))
+            leaves.append(jax.random.wrap_key_data(stacked, impl=impl))
+            continue
+        if stacked.shape != t.shape:
+            raise ResumeError(f"checkpoint leaf {j} has shape {stacked.shape}, the run expects {t.shape}")
+        leaves.append(jnp.asarray(stacked, dtype=t.dtype))
+    return jax.tree.unflatten(treedef, leaves)
+
+
 _seed_keys_jit = jax.jit(jax.vmap(jax.random.PRNGKey))
 
 
@@ -440,20 +458,10 @@ class SeedBatch:
     def restore(self, payloads: Sequence[dict[str, Any]]) -> None:
         """Resume from one checkpoint payload per seed (all at the same env step)."""
         self.env_step = checkpoint_step(payloads, "")
-        template_leaves, treedef = jax.tree.flatten(self._f.init(self._seed_keys(_AGENT_INIT)))
-        leaves = []
-        for j, t in enumerate(template_leaves):
-            per_seed = [np.asarray(p["agent_state"][j]) for p in payloads]
-            stacked = np.stack(per_seed) if self.batched else per_seed[0]
-            if _is_key(t):
-                leaves.append(jax.random.wrap_key_data(stacked, impl=jax.random.key_impl(t)))
-                continue
-            if stacked.shape != t.shape:
-                raise ResumeError(
-                    f"checkpoint leaf {j} has shape {stacked.shape}, the agent expects {t.shape}"
-                )
-            leaves.append(jnp.asarray(stacked, dtype=t.dtype))
-        self.state = jax.tree.unflatten(treedef, leaves)
+        # Shapes and dtypes only: resuming runs no initialiser (jaxlib 0.10's CPU deadlock hung one
+        # there, README Known issues), and a checkpoint's state replaces every value anyway.
+        template = jax.eval_shape(self._f.init, self._seed_keys(_AGENT_INIT))
+        self.state = stack_checkpoint_leaves(template, [p["agent_state"] for p in payloads], self.batched)
         for i, p in enumerate(payloads):
             self.rows[i] = list(p["rows"])
             self.diverged.update({self.seeds[i]: p["diverged"]} if p["diverged"] else {})
