@@ -52,9 +52,9 @@ _POLL_S = 0.2
 DEFAULT_STALL_TIMEOUT_S = 1800.0
 """Seconds without a heartbeat after which a worker is taken for hung. Generous on purpose: a
 heartbeat can only be written between two jitted calls, so the timeout must exceed the longest single
-call of the slowest agent, compilation included (measured: see README, Known issues), plus
-``HEARTBEAT_S``; a real hang (jaxlib 0.10.2's CPU thread-pool deadlock) then costs 10 minutes, not
-hours."""
+call of the slowest agent, compilation included, plus ``HEARTBEAT_S`` (the longest measured: an MBPO
+retrain, up to about 23 minutes on a loaded machine; README, Known issues); a real hang (jaxlib 0.10.2's
+CPU thread-pool deadlock) then costs 30 minutes, not hours."""
 DEFAULT_STALL_RETRIES = 2
 """How many times a stalled cell is killed and resumed before it is marked failed: the deadlock is
 rare and timing-dependent, so a resumed cell almost always gets past it; one that hangs three times
