@@ -107,15 +107,16 @@ def main() -> None:
 
     print(f"{args.seed_dir}: env step {payload['env_step']}, {size} real transitions, {args.samples} probed")
     print(f"buffer's stored reward: mean {np.mean(real.reward):.3f}")
-    header = (
+    print(
         "actions | true r | model r (elite mean) | model r (drawn) | bias (mean - true) | MAE (mean) | min Q"
     )
-    print(header)
+    true_mean: dict[str, float] = {}
     for name, actions, key in (
         ("buffer", real.action, k_model_buffer),
         ("policy", policy_action, k_model_policy),
     ):
         true, true_next = simulate(actions)
+        true_mean[name] = float(true.mean())
         mean, drawn, model_next = model_step(actions, key)
         q = q_min(real.obs, actions)
         print(
@@ -123,8 +124,6 @@ def main() -> None:
             f"{(mean - true).mean():+.3f} | {np.abs(mean - true).mean():.3f} | "
             f"{q.mean():.4g} (median {np.median(q):.4g}, range {q.min():.4g} to {q.max():.4g})"
         )
-        if name == "policy":
-            policy_true_reward = float(true.mean())
         if name == "buffer":
             gap = np.abs(true - np.asarray(real.reward)).mean()
             print(f"  (the simulator's reward for the buffer's actions vs the stored one: MAE {gap:.2e})")
@@ -145,7 +144,7 @@ def main() -> None:
     print(
         f"temperature alpha {alpha:.4g}; the policy's mean log pi {mean_log_prob:.4g}, so -alpha log pi "
         f"{entropy_term:.4g} per step; (true policy r + that) / (1 - gamma) = "
-        f"{(policy_true_reward + entropy_term) / (1 - agent.sac.config.discount):.4g}"
+        f"{(true_mean['policy'] + entropy_term) / (1 - agent.sac.config.discount):.4g}"
     )
 
 
