@@ -1,5 +1,6 @@
 """Published curves: the shipped table names our agents and envs, and the curve plot draws a source's
-points beside the algorithm it reports, within the run's steps, unless told not to."""
+points beside the algorithm it reports, within the run's steps, unless told not to; its legend says how
+many seeds a line holds and how few reach its last point."""
 
 from __future__ import annotations
 
@@ -33,8 +34,8 @@ def test_the_shipped_table_names_our_agents_and_envs() -> None:
     assert dict(zip(mbpo_hopper.env_steps, mbpo_hopper.returns, strict=True))[50_000] == 1700
 
 
-def _cell(root: Path, algo: str, last_step: int) -> None:
-    seed = store.seed_dir(store.cell_dir(root, algo, HOPPER, "full"), 0)
+def _cell(root: Path, algo: str, last_step: int, seed_index: int = 0) -> None:
+    seed = store.seed_dir(store.cell_dir(root, algo, HOPPER, "full"), seed_index)
     seed.mkdir(parents=True)
     rows = [
         {
@@ -61,6 +62,14 @@ def test_the_plot_draws_a_published_curve_beside_its_algorithm_within_the_run(tm
 def test_no_published_point_before_the_runs_last_step_draws_nothing(tmp_path: Path) -> None:
     _cell(tmp_path, "sac", 40_000)  # jaxrl's first point is at 50K
     assert plot_results(tmp_path).lines[HOPPER] == ("sac [full] (n=1)",)
+
+
+def test_the_legend_says_how_many_seeds_reach_a_partial_cells_last_point(tmp_path: Path) -> None:
+    _cell(tmp_path, "sac", 40_000)
+    _cell(tmp_path, "sac", 40_000, seed_index=1)
+    assert plot_results(tmp_path).lines[HOPPER] == ("sac [full] (n=2)",)
+    _cell(tmp_path, "sac", 20_000, seed_index=2)  # stopped early: seeds 0 and 1 reach 40K
+    assert plot_results(tmp_path).lines[HOPPER] == ("sac [full] (n=3; 2 at 40,000)",)
 
 
 def test_a_malformed_table_is_a_usage_error(tmp_path: Path) -> None:

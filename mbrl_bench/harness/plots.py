@@ -176,7 +176,10 @@ def plot_results(
             drawn = ~np.all(np.isnan(values), axis=0)  # a metric has no value at step 0 (NaN there)
             steps, values = [s for s, d in zip(steps, drawn, strict=True) if d], values[:, drawn]
             mean, low, high = bootstrap_band(values)
-            name = f"{algo} [{capacity}] (n={len(seeds)})"
+            # A partial cell's seeds end at different steps: say how few reach its last point.
+            reached = int(np.sum(~np.isnan(values[:, -1])))
+            tail = f"; {reached} at {steps[-1]:,}" if reached < len(seeds) else ""
+            name = f"{algo} [{capacity}] (n={len(seeds)}{tail})"
             (line,) = ax.plot(steps, mean, label=name)
             ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
             names.append(name)
