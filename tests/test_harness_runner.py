@@ -187,7 +187,8 @@ def test_random_cell_writes_the_layout(tmp_path) -> None:
         assert [r["wall_time_s"] for r in rows] == sorted(r["wall_time_s"] for r in rows)
         config = store.read_json(sd / store.CONFIG_FILE)
         assert config["seed"] == seed and config["env_kwargs"] == SMALL and config["jax"] == jax.__version__
-        assert {"git_commit", "python", "cpu_count", "platform", "mbrl_bench_version"} <= set(config)
+        machine = {"git_commit", "python", "cpu_count", "cpu_model", "platform", "mbrl_bench_version"}
+        assert machine <= set(config)
         status = store.read_json(sd / store.STATUS_FILE)
         assert status["state"] == "done" and status["env_step"] == 300 and status["ended_at"]
         assert (sd / store.CHECKPOINT_FILE).exists()
@@ -213,6 +214,15 @@ def test_interrupted_cell_resumes_to_the_same_curve(tmp_path) -> None:
     }
     assert strip(resumed.curves) == strip(whole.curves)
     assert [r["env_step"] for r in resumed.curves[1]] == [0, 200, 400, 600, 800]
+    # each start or resume records where it ran, so a run resumed elsewhere says so; seed 1 went on
+    # from its older checkpoint
+    for seed, resumed_at in ((0, 400), (1, 200)):
+        starts = store.read_json(cut_dir / f"seed_{seed}" / store.STATUS_FILE)["starts"]
+        assert [s["from_step"] for s in starts] == [0, resumed_at]
+        assert all(s["device"] == jax.devices()[0].device_kind and s["host"] for s in starts)
+        assert starts[0]["started_at"] <= starts[1]["started_at"]
+    uninterrupted = spec.cell_dir(tmp_path / "whole") / "seed_0" / store.STATUS_FILE
+    assert [s["from_step"] for s in store.read_json(uninterrupted)["starts"]] == [0]
     unbatched = plan_cell(
         "test-counter-unbatched",
         CARTPOLE,

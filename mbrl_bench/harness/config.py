@@ -197,6 +197,22 @@ def _version(dist: str) -> str | None:
 
 
 @functools.cache
+def cpu_model() -> str | None:
+    """The CPU's model name (Linux: /proc/cpuinfo, else ``platform.processor()``); None if unknown.
+
+    Recorded because the same seed, config and code gave different curves on an Intel Xeon and an AMD
+    EPYC host (results/README.md, the HalfCheetahDistractor MBPO study), and XLA compiles its CPU
+    kernels for the host's instruction set."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip() or None
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+@functools.cache
 def run_metadata() -> dict[str, Any]:
     """Software and machine a run used, recorded in config.json (not part of a cell's identity)."""
     return {
@@ -209,6 +225,7 @@ def run_metadata() -> dict[str, Any]:
         "gymnasium": _version("gymnasium"),
         "platform": platform.platform(),
         "machine": platform.machine(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "hostname": socket.gethostname(),
     }

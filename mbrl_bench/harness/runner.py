@@ -45,7 +45,7 @@ import mbrl_bench
 from mbrl_bench.baselines.api import Agent, Transition, action_kind
 from mbrl_bench.harness import store
 from mbrl_bench.harness.cells import CellSpec, build_agent, check_stored_config
-from mbrl_bench.harness.config import run_metadata
+from mbrl_bench.harness.config import cpu_model, run_metadata
 from mbrl_bench.harness.errors import ResumeError
 from mbrl_bench.harness.threefry import use_unrolled_threefry
 
@@ -842,14 +842,16 @@ def _run_batch(
         for s, sd in zip(members, dirs, strict=True):
             if s in todo:
                 old = store.read_json(sd / store.STATUS_FILE) if (sd / store.STATUS_FILE).exists() else {}
+                from_step = payloads[0]["env_step"] if payloads else 0
                 write_status(
                     sd,
                     "running",
                     started_at=old.get("started_at") or started,
                     ended_at=None,
-                    env_step=payloads[0]["env_step"] if payloads else 0,
+                    env_step=from_step,
                     steps=spec.steps,
-                    **_heartbeat(payloads[0]["env_step"] if payloads else 0),
+                    starts=[*old.get("starts", []), _start_record(from_step)],
+                    **_heartbeat(from_step),
                 )
         if payloads:
             batch.restore(payloads)
@@ -878,6 +880,22 @@ def _run_batch(
             progress(ProgressEvent(spec.key, batch.env_step, spec.steps, _last_return(batch), state))
     finally:
         batch.close()
+
+
+def _start_record(from_step: int) -> dict[str, Any]:
+    """Where a seed's run goes on from ``from_step``: one entry of status.json's ``starts`` per start
+    or resume, since a run resumed on another machine, device or commit may not continue the curve one
+    uninterrupted run would draw (same seed, machine and config give the same curve; README, Known
+    issues: not across hosts, nor on a GPU with XLA's defaults)."""
+    return {
+        "started_at": _now(),
+        "from_step": from_step,
+        "host": socket.gethostname(),
+        "cpu_model": cpu_model(),
+        "device": jax.devices()[0].device_kind,
+        "xla_flags": os.environ.get("XLA_FLAGS"),
+        "git_commit": run_metadata()["git_commit"],
+    }
 
 
 def _last_return(batch: SeedBatch) -> float | None:
